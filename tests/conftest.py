@@ -1,0 +1,16 @@
+import os
+from pathlib import Path
+import pytest
+
+def _data_dir():
+    d = os.environ.get("SPECDM_DATA")
+    if d: return Path(d)
+    here = Path(__file__).resolve().parents[2]/"shared"/"data"
+    return here if here.is_dir() else None
+
+@pytest.fixture(scope="session")
+def shared_data():
+    "The folder of real data (oscd/, sen1floods11/, segmunich_sample/); tests using it skip when it is absent."
+    d = _data_dir()
+    if d is None or not d.is_dir(): pytest.skip("real data folder not available (set SPECDM_DATA)")
+    return d

@@ -6,7 +6,7 @@
 
     python benchmarks/prepare.py [--data ../shared/data] [--reads 200]
 """
-import argparse, json, os, random, resource, subprocess, sys, tempfile, time
+import argparse, os, random, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,9 @@ from specdm.prepare import prepare
 
 def peak_rss_of(code:str) -> float:
     "Run `code` in a fresh Python process; return its peak resident memory in MiB."
-    r = subprocess.run([sys.executable, "-c", code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
-                       capture_output=True, text=True, check=True)
+    # VmHWM (the high-water mark of this process's own memory) is reset by exec; ru_maxrss can carry the parent's
+    probe = "\nprint([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
+    r = subprocess.run([sys.executable, "-c", code + probe], capture_output=True, text=True, check=True)
     return int(r.stdout.split()[-1]) / 1024
 
 def main():

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The project's whole test suite: notebooks clean and in sync with specdm/, notebook tests, pytest.
+# Real data: set SPECDM_DATA to the folder holding oscd/, sen1floods11/, segmunich_sample/ (tests skip without it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fail=0
+echo "== notebooks clean (nbdev_clean) =="
+nbdev_clean
+if ! git diff --quiet -- nbs; then echo "FAIL: notebooks are not clean; run nbdev_clean and commit:"; git diff --stat -- nbs; fail=1; fi
+echo "== specdm/ in sync with the notebooks (nbdev_export) =="
+nbdev_export
+if ! git diff --quiet -- specdm || [ -n "$(git status --porcelain -- specdm)" ]; then
+  echo "FAIL: specdm/ differs from what the notebooks export; run nbdev_export and commit:"; git status --short -- specdm; fail=1
+fi
+[ "$fail" = 0 ] || exit 1
+echo "== nbdev_test =="
+nbdev_test --n_workers 2 --timing
+echo "== pytest =="
+python -m pytest -q tests

@@ -13,6 +13,8 @@ if ! git diff --quiet -- specdm || [ -n "$(git status --porcelain -- specdm)" ];
   echo "FAIL: specdm/ differs from what the notebooks export; run nbdev_export and commit:"; git status --short -- specdm; fail=1
 fi
 [ "$fail" = 0 ] || exit 1
+echo "== docs: notebooks process for rendering (nbdev proc_nbs; Quarto itself is not needed here) =="
+python -c "from nbdev.serve import proc_nbs; proc_nbs(n_workers=2)"
 echo "== nbdev_test =="
 nbdev_test --n_workers 2 --timing
 echo "== pytest =="

@@ -513,7 +513,7 @@ def _train_loop(acc, model, opt, cfg:TrainConfig, train_data, val_data, run_dir:
                 opt.step(); opt.zero_grad()
             for k, v in out.logs.items(): sums[k] = sums.get(k, 0.) + float(v.detach()) / cfg.grad_accum
         s, n = s + 1, n + 1 # steps done
-        if hasattr(pb, "comment"): pb.comment = f"loss {float(out.loss):.4f}"
+        if hasattr(pb, "comment"): pb.comment = f"loss {out.loss.detach().item():.4f}"
         if s % cfg.log_every == 0 or s == cfg.max_steps:
             _log(acc, run_dir, dict(step=s, split="train", **{k: v / n for k, v in sums.items()}, lr=opt.param_groups[0]["lr"], time=round(time.time() - t0, 2)))
             sums, n = {}, 0

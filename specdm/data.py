@@ -17,13 +17,13 @@ from .core import atomic_write, file_sha256, load_json, save_json
 
 # %% auto #0
 __all__ = ['S2_BANDS', 'BAND_PRESETS', 'SEGMUNICH_REMAP', 'SEGMUNICH_CLASSES', 'OSCD_IMAGES', 'OSCD_LABELS', 'SPLITS',
-           'FORMAT_VERSION', 'Band', 'band_name', 'select_bands', 'DataError', 'Item', 'read_raster', 'write_geotiff',
-           'find_band_file', 'read_band_files', 'read_stacked_tiff', 'read_mask', 'check_mask_values',
-           'remap_segmunich', 'oscd_change_labels', 'segmunich_items', 'oscd_cities', 'oscd_label', 'oscd_items',
-           'sen1floods11_items', 'folder_task', 'folder_items', 'patch_starts', 'invalid_pixels', 'iter_patches',
-           'Normalizer', 'prepare_dataset', 'PreparedDataset', 'flip_rotate', 'PatchDataset', 'SegmentationDataset',
-           'ChangeDataset', 'rgb_composite', 'default_palette', 'show_pair', 'write_segmunich_fixture',
-           'write_oscd_fixture']
+           'FORMAT_VERSION', 'Band', 'band_name', 'select_bands', 'DataError', 'Item', 'file_dtype', 'common_dtype',
+           'read_raster', 'write_geotiff', 'find_band_file', 'read_band_files', 'read_stacked_tiff', 'read_mask',
+           'check_mask_values', 'remap_segmunich', 'oscd_change_labels', 'segmunich_items', 'oscd_cities', 'oscd_label',
+           'oscd_items', 'sen1floods11_items', 'folder_task', 'folder_items', 'patch_starts', 'invalid_pixels',
+           'iter_patches', 'Normalizer', 'prepare_dataset', 'PreparedDataset', 'flip_rotate', 'PatchDataset',
+           'SegmentationDataset', 'ChangeDataset', 'rgb_composite', 'default_palette', 'show_pair',
+           'write_segmunich_fixture', 'write_oscd_fixture']
 
 # %% ../nbs/01_data.ipynb #01ba4772
 @dataclass(frozen=True)
@@ -76,6 +76,21 @@ class Item:
     mask: np.ndarray # int (H, W) in 0..K-1 or the ignore index
     split: str = "train" # "train", "val" or "test"
     sources: list = field(default_factory=list) # files read, for checksums
+    dtype: str|None = None # dtype of the source image files ("uint16" for digital numbers); None: unknown (float32)
+
+# %% ../nbs/01_data.ipynb #b258aaa4
+def file_dtype(path:str|Path) -> str:
+    "Sample dtype of a TIFF (GeoTIFF or H×W×C), read from its header."
+    import tifffile
+    path = _need_file(path)
+    try:
+        with tifffile.TiffFile(path) as t: return np.dtype(t.pages[0].dtype).name
+    except Exception as e: raise DataError(path, f"cannot be read, corrupt or truncated ({type(e).__name__}: {e})") from None
+
+def common_dtype(dtypes:Iterable[str|None]) -> str:
+    "The dtype that holds every given dtype (`None`s skipped); 'float32' when none is known."
+    known = [np.dtype(d) for d in dtypes if d is not None]
+    return np.result_type(*known).name if known else "float32"
 
 # %% ../nbs/01_data.ipynb #930e4160
 def _need_file(path:Path) -> Path:
@@ -273,7 +288,7 @@ def segmunich_items(root:str|Path, # SegMunich root holding {split}/img and {spl
             m = _match(f, _need_dir(root/split/"label"))
             x = read_stacked_tiff(f, count=len(order))[keep]; y = remap_segmunich(read_mask(m), m, ignore_index)
             _check_shapes(x, y, f, m)
-            yield Item(f"{split}/{f.stem}", x, y, split, [f, m])
+            yield Item(f"{split}/{f.stem}", x, y, split, [f, m], file_dtype(f))
 
 # %% ../nbs/01_data.ipynb #7c5cf862
 OSCD_IMAGES, OSCD_LABELS = "Onera Satellite Change Detection dataset - Images", "Onera Satellite Change Detection dataset - Train Labels"
@@ -327,7 +342,8 @@ def oscd_items(root:str|Path, # OSCD root (holding the "… - Images" and "… -
         r, c = _common_extent(x)
         split = "val" if city in val_cities else "test" if city in test_cities else "train"
         srcs = [find_band_file(d, b.name) for d in (d1, d2) for b in sel] + [lf]
-        yield Item(city, np.ascontiguousarray(x[..., r, c]), np.ascontiguousarray(y[r, c]), split, srcs)
+        yield Item(city, np.ascontiguousarray(x[..., r, c]), np.ascontiguousarray(y[r, c]), split, srcs,
+                   common_dtype(file_dtype(f) for f in srcs[:-1]))
 
 # %% ../nbs/01_data.ipynb #34633b77
 def sen1floods11_items(root:str|Path, # folder holding S2/ and Labels/ (or S2Hand/ and LabelHand/)
@@ -342,7 +358,7 @@ def sen1floods11_items(root:str|Path, # folder holding S2/ and Labels/ (or S2Han
         m = _match(f, _need_dir(lab), (("S2Hand", "LabelHand"),))
         x, _ = read_raster(f, count=13); y = read_mask(m)
         y = np.where(y == -1, ignore_index, y); check_mask_values(y, 2, ignore_index, m); _check_shapes(x, y, f, m)
-        yield Item(f.stem, x[idx], y, "val" if f.stem in val else "train", [f, m])
+        yield Item(f.stem, x[idx], y, "val" if f.stem in val else "train", [f, m], file_dtype(f))
 
 def _pick_val(names:Sequence[str], frac:float, seed:int) -> set:
     "A seeded choice of `round(frac * n)` names for validation (at least one when `frac > 0` and n > 1)."
@@ -388,7 +404,7 @@ def folder_items(root:str|Path, # folder with img/ + mask/ (or img1/, img2/, mas
             else: x, srcs = _read_folder_image(f, sel), [f, m]
             y = read_mask(m); _check_shapes(x, y, f, m)
             if num_classes is not None: check_mask_values(y, num_classes, ignore_index, m)
-            yield Item(f.stem, x, y, split or ("val" if f.stem in val else "train"), srcs)
+            yield Item(f.stem, x, y, split or ("val" if f.stem in val else "train"), srcs, common_dtype(file_dtype(p) for p in srcs[:-1]))
 
 # %% ../nbs/01_data.ipynb #2408d90f
 def patch_starts(size:int, patch:int, overlap:float) -> list[int]:
@@ -500,11 +516,11 @@ def _write_patches(items, stage:Path, out:Path, *, task, sel, class_names, P, T,
                    percentiles, max_stat_pixels, params, checksums, progress) -> dict:
     "Stream patches of `items` into `stage`; return the metadata for dataset.json."
     C, K = len(sel), len(class_names)
-    rec, item_meta, counts = [], [], np.zeros((len(SPLITS), K + 1), np.int64)
+    rec, item_meta, counts, dtypes = [], [], np.zeros((len(SPLITS), K + 1), np.int64), set()
     with open(stage/"images.f32", "wb") as fi, open(stage/"masks.u8", "wb") as fm:
         for k, it in enumerate(items):
             _check_item(it, task, C, K, ignore_index)
-            s = SPLITS.index(it.split); n0 = len(rec)
+            s = SPLITS.index(it.split); n0 = len(rec); dtypes.add(it.dtype)
             for y, x, ip, mp in iter_patches(it, P, overlap, max_invalid, ignore_index):
                 mp = np.where(invalid_pixels(ip, mp, ignore_index), ignore_index, mp).astype(np.uint8)
                 fi.write(np.ascontiguousarray(ip, np.float32).tobytes()); fm.write(mp.tobytes())
@@ -519,7 +535,7 @@ def _write_patches(items, stage:Path, out:Path, *, task, sel, class_names, P, T,
     train = np.flatnonzero(patches[:, 3] == 0)
     if not train.size: raise DataError(out, "no training patch: normalisation statistics need a 'train' split")
     meta = dict(format=FORMAT_VERSION, task=task, n=len(rec), patch_size=P, image_shape=shape, image_dtype="float32",
-                mask_dtype="uint8", bands=[asdict(b) for b in sel], class_names=list(class_names), ignore_index=ignore_index,
+                mask_dtype="uint8", source_dtype=common_dtype(dtypes), bands=[asdict(b) for b in sel], class_names=list(class_names), ignore_index=ignore_index,
                 splits={sp: int((patches[:, 3] == i).sum()) for i, sp in enumerate(SPLITS)},
                 class_pixels={sp: counts[i, :K].tolist() for i, sp in enumerate(SPLITS)},
                 ignored_pixels={sp: int(counts[i, K]) for i, sp in enumerate(SPLITS)},
@@ -583,6 +599,8 @@ class PreparedDataset:
     def class_names(self) -> list[str]: return self.meta["class_names"]
     @property
     def normalizer(self) -> Normalizer: return Normalizer(np.array(self.meta["stats"]["lo"]), np.array(self.meta["stats"]["hi"]))
+    @property
+    def source_dtype(self) -> str: return self.meta.get("source_dtype", "float32") # absent in datasets prepared before it was recorded
     def indices(self, split:str|None=None) -> np.ndarray:
         "Patch indices of one split (all when `None`)."
         return np.arange(len(self)) if split is None else np.flatnonzero(self.patches[:, 3] == SPLITS.index(split))

@@ -13,15 +13,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import CheckpointError, get_device, load_checkpoint, resolve_checkpoint
+from .core import CheckpointError, get_device, load_checkpoint, process_rank, resolve_checkpoint
 from .data import Normalizer
 from .ddpm import DiffusionConfig, GaussianDiffusion, UNet, UNetConfig
 from .vae import VAEBase, load_vae
 
 # %% auto #0
 __all__ = ['SamplerName', 'Layout', 'StepOutput', 'Sampler', 'DDPMSampler', 'DDIMSampler', 'DPMSolverPP2M', 'make_sampler',
-           'sample_generators', 'denoise', 'LatentDiffusion', 'load_ldm', 'Pairs', 'generate', 'sample_pairs',
-           'write_test_checkpoint', 'write_synthetic']
+           'sample_generators', 'denoise', 'LatentDiffusion', 'load_ldm', 'Pairs', 'generate', 'BudgetError',
+           'MinShare', 'pair_allowance', 'Acceptance', 'draw', 'sample_pairs', 'write_test_checkpoint', 'source_dtype',
+           'to_dtype', 'write_synthetic', 'sample_parser', 'specdm_sample', 'show_pairs', 'class_spectra',
+           'plot_class_spectra']
 
 # %% ../nbs/06_sampling.ipynb #abd580d8
 @dataclass
@@ -135,9 +137,10 @@ def make_sampler(name:SamplerName, diffusion:GaussianDiffusion, eta:float=0.0) -
     raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(get_args(SamplerName))}")
 
 # %% ../nbs/06_sampling.ipynb #75950a9d
-def sample_generators(seed:int, indices:Sequence[int]) -> list[torch.Generator]:
-    "One CPU generator per sample, seeded from (seed, index)."
-    return [torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1)[0])) for i in indices]
+def sample_generators(seed:int, indices:Sequence[int|tuple[int, int]]) -> list[torch.Generator]:
+    "One CPU generator per sample, seeded from (seed, index); an index can also be a (sample, candidate) pair."
+    key = lambda i: [int(i)] if isinstance(i, (int, np.integer)) else [int(v) for v in i]
+    return [torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), *key(i)]).generate_state(1)[0])) for i in indices]
 
 def _randn(shape, gens:list[torch.Generator], device) -> Tensor:
     return torch.stack([torch.randn(shape, generator=g) for g in gens]).to(device)
@@ -228,17 +231,142 @@ def generate(m:LatentDiffusion, indices:Sequence[int], *, sampler:SamplerName="d
     return torch.cat(imgs), torch.cat(masks)
 
 # %% ../nbs/06_sampling.ipynb #15dd1d13
+class BudgetError(RuntimeError):
+    "Class-aware sampling ran out of candidates before every pair met its minimum class shares."
+
+@dataclass
+class MinShare:
+    "Acceptance rule: each chosen class covers at least its share of a mask's labelled (non-ignored) pixels."
+    shares: dict # class index -> minimum share in (0, 1]
+    class_names: list
+    ignore_index: int = 255
+    @classmethod
+    def parse(cls, spec:dict|Sequence[str]|None, # {"water": 0.05, 2: 0.01} or ["water=0.05", "2=0.01"]
+              class_names:Sequence[str], ignore_index:int=255) -> MinShare|None:
+        "Build the rule from class names or indices; `None` when `spec` is empty."
+        if not spec: return None
+        if not isinstance(spec, dict):
+            pairs = [str(a).partition("=") for a in spec]
+            if bad := [a for a, sep, _ in pairs if not sep]: raise ValueError(f"min_share: expected CLASS=SHARE, got {bad}")
+            spec = {a.strip(): v for a, _, v in pairs}
+        names, shares = list(class_names), {}
+        for c, v in spec.items():
+            if isinstance(c, str) and c in names: k = names.index(c)
+            elif str(c).strip().isdigit() and int(c) < len(names): k = int(c)
+            else: raise ValueError(f"min_share: unknown class {c!r}; the model's classes are {names} (or indices 0..{len(names)-1})")
+            try: v = float(v)
+            except ValueError: raise ValueError(f"min_share: share of {names[k]!r} must be a number, got {v!r}") from None
+            if not 0 < v <= 1: raise ValueError(f"min_share: share of {names[k]!r} must be in (0, 1], got {v}")
+            shares[k] = v
+        return cls(shares, names, ignore_index)
+    def observed(self, masks:Tensor) -> Tensor:
+        "(B, len(shares)) float64: each chosen class's share of each mask's labelled pixels."
+        m = masks.flatten(1); n = (m != self.ignore_index).sum(1).clamp(min=1).double()
+        return torch.stack([(m == k).sum(1) / n for k in self.shares], 1)
+    def accept(self, masks:Tensor) -> Tensor:
+        "(B,) bool: the masks that meet every minimum share."
+        return (self.observed(masks) >= torch.tensor(list(self.shares.values()), dtype=torch.float64)).all(1)
+    def as_dict(self) -> dict: return {self.class_names[k]: v for k, v in self.shares.items()}
+
+# %% ../nbs/06_sampling.ipynb #7ce29358
+def pair_allowance(budget:int, n:int, k:int) -> int:
+    "Candidates allowed to pair `k` (0-based position) of `n`: an even split of `budget`."
+    return budget // n + (k < budget % n)
+
+@dataclass
+class Acceptance:
+    "Running statistics of class-aware sampling over the candidates drawn."
+    rule: MinShare
+    n: int # pairs asked for
+    budget: int # candidates allowed in total
+    drawn: int = 0 # candidates drawn
+    accepted: int = 0 # pairs accepted
+    share_sum: np.ndarray|None = None # per chosen class: sum of observed shares
+    met: np.ndarray|None = None # per chosen class: candidates meeting its share
+    def record(self, obs:Tensor, ok:Tensor, new_pairs:int):
+        o = obs.numpy(); thr = np.array(list(self.rule.shares.values()))
+        self.share_sum = o.sum(0) + (0 if self.share_sum is None else self.share_sum)
+        self.met = (o >= thr).sum(0) + (0 if self.met is None else self.met)
+        self.drawn += len(o); self.accepted += new_pairs
+    def summary(self) -> dict:
+        "Per class: mean observed share and share of candidates meeting it."
+        d = max(self.drawn, 1); z = np.zeros(len(self.rule.shares))
+        s, m = (z if self.share_sum is None else self.share_sum), (z if self.met is None else self.met)
+        return {self.rule.class_names[k]: dict(min_share=v, mean_share=round(float(s[i] / d), 4), met=round(float(m[i] / d), 4))
+                for i, (k, v) in enumerate(self.rule.shares.items())}
+    def error(self, failed:Sequence[int]) -> BudgetError:
+        rate = self.accepted / max(self.drawn, 1)
+        obs = "; ".join(f"{c}: mean share {v['mean_share']:.3f}, >= {v['min_share']} in {v['met']:.1%} of them" for c, v in self.summary().items())
+        need = (f"at the observed acceptance rate ({rate:.1%}) about {math.ceil(3 / rate)} candidates per pair succeed 95 % of the time, "
+                f"i.e. budget={math.ceil(3 / rate) * self.n}" if rate > 0 else "no candidate met every share, so a larger budget alone is unlikely to help")
+        return BudgetError(f"class-aware sampling: budget exhausted. Accepted {self.accepted} of {self.n} pairs after {self.drawn} candidates "
+                           f"(budget {self.budget}, {self.budget // self.n} per pair); pair(s) {list(failed)[:5]} found no candidate meeting "
+                           f"min_share {self.rule.as_dict()}. Observed over the candidates drawn: {obs}. Lower the min_share values, "
+                           f"raise the budget ({need}), or ask for fewer pairs.")
+
+# %% ../nbs/06_sampling.ipynb #b70bc81e
+def draw(m:LatentDiffusion, keys:Sequence[int], # sample indices wanted
+         rule:MinShare|None=None, # acceptance rule; None accepts every candidate 0
+         allowance:Callable[[int], int]=lambda k: 1, # candidates allowed to sample k
+         stats:Acceptance|None=None, *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0, seed:int=0,
+         batch_size:int=16, progress:bool=False):
+    "Yield lists of (k, j, image, mask): for each sample k its first candidate j that `rule` accepts."
+    nxt = {k: 0 for k in keys}; pending = list(keys)
+    while pending:
+        batch = []
+        while len(batch) < batch_size:  # the next candidates of the pending samples, round robin
+            grew = False
+            for k in pending:
+                if len(batch) < batch_size and nxt[k] < allowance(k): batch.append((k, nxt[k])); nxt[k] += 1; grew = True
+            if not grew: break
+        found = []
+        if batch:
+            x, y = generate(m, [k if j == 0 else (k, j) for k, j in batch], sampler=sampler, steps=steps, eta=eta, seed=seed,
+                            batch_size=len(batch), progress=progress)
+            ok = rule.accept(y) if rule else torch.ones(len(batch), dtype=torch.bool)
+            done = set()
+            for (k, j), xi, yi, a in zip(batch, x, y, ok.tolist()):
+                if a and k not in done: done.add(k); found.append((k, j, xi, yi))  # batch order: a sample's j increase
+            if stats is not None and rule is not None: stats.record(rule.observed(y), ok, len(found))
+            pending = [k for k in pending if k not in done]
+            if found: yield found
+        if failed := [k for k in pending if nxt[k] >= allowance(k)]:
+            raise stats.error(failed) if stats is not None else BudgetError(f"samples {failed[:5]}: no candidate accepted")
+
+# %% ../nbs/06_sampling.ipynb #118620ac
 def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint folder or a loaded model
                  n:int, # number of pairs
                  *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0, batch_size:int=16, seed:int=0,
                  start:int=0, # index of the first sample (to continue or shard a run)
+                 min_share:dict|Sequence[str]|None=None, # class-aware: {"water": 0.05, ...} (names or indices)
+                 budget:int|None=None, # class-aware: max candidates in total (default 100 per pair)
                  device:str|torch.device|None=None, progress:bool=False) -> Pairs:
     "Generate `n` image–mask pairs (change: two dates and a change mask) from a trained SpecDM model."
     m = checkpoint_or_model if isinstance(checkpoint_or_model, LatentDiffusion) else load_ldm(checkpoint_or_model, device)
     if n < 0: raise ValueError(f"n must be >= 0, got {n}")
-    images, masks = generate(m, range(start, start + n), sampler=sampler, steps=steps, eta=eta, seed=seed, batch_size=batch_size, progress=progress)
+    if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    rule = MinShare.parse(min_share, m.data["class_names"], m.data.get("ignore_index", 255))
+    budget = _check_budget(budget, n, rule)
+    stats = Acceptance(rule, n, budget) if rule else None
+    got = {}
+    for found in draw(m, range(start, start + n), rule, lambda k: pair_allowance(budget, n, k - start), stats,
+                      sampler=sampler, steps=steps, eta=eta, seed=seed, batch_size=batch_size, progress=progress):
+        got.update({k: (j, x, y) for k, j, x, y in found})
+    keys = sorted(got); P, C = m.data["patch_size"], len(m.data["bands"])
+    images = torch.stack([got[k][1] for k in keys]) if keys else torch.zeros((0, 2, C, P, P) if m.task == "change" else (0, C, P, P))
+    masks = torch.stack([got[k][2] for k in keys]) if keys else torch.zeros((0, P, P), dtype=torch.long)
     info = dict(sampler=sampler, steps=steps, eta=eta, seed=seed, start=start, n=n, checkpoint=str(m.path) if m.path else None)
+    if rule:
+        cand = [got[k][0] for k in keys]
+        info.update(candidate=cand, acceptance=dict(min_share=rule.as_dict(), budget=budget, candidates=sum(cand) + n,
+                    rate=n / max(sum(cand) + n, 1), drawn=stats.drawn, classes=stats.summary()))
     return Pairs(images, masks, [b["name"] for b in m.data["bands"]], list(m.data["class_names"]), info)
+
+def _check_budget(budget:int|None, n:int, rule:MinShare|None) -> int:
+    "The total candidate budget: 100 per pair by default; at least one per pair."
+    if budget is None: return 100 * n if rule else n
+    if budget < n: raise ValueError(f"budget ({budget}) must be at least n ({n}): each pair needs one candidate")
+    return int(budget)
 
 # %% ../nbs/06_sampling.ipynb #068fe332
 def write_test_checkpoint(folder:str|Path, task:Literal["seg", "change"]="seg", patch_size:int=16, seed:int=0) -> Path:
@@ -263,18 +391,29 @@ def write_test_checkpoint(folder:str|Path, task:Literal["seg", "change"]="seg", 
     return folder
 
 # %% ../nbs/06_sampling.ipynb #cbd699c7
-Layout = Literal["folder", "segmunich"]
+Layout = Literal["folder", "segmunich", "oscd"]
 
 def _shard(n:int, rank:int, world:int) -> range:
     "Contiguous block of sample indices for `rank` of `world`."
     return range(rank * n // world, (rank + 1) * n // world)
 
+def _band_file(city:str, band:str) -> str:
+    "OSCD-style band file name: `<city>_B02.tif`, `<city>_B8A.tif`."
+    return f"{city}_B{band[1:] if band.endswith('A') else f'{int(band[1:]):02d}'}.tif"
+
 def _sample_files(layout:Layout, task:str, i:int) -> dict[str, str]:
-    "Relative paths of sample `i`'s files."
-    name = f"syn_{i:06d}.tif"
-    if layout == "segmunich": return dict(img=f"train/img/{name}", label=f"train/label/{name}")
-    if task == "change": return dict(img1=f"img1/{name}", img2=f"img2/{name}", mask=f"mask/{name}")
-    return dict(img=f"img/{name}", mask=f"mask/{name}")
+    "Relative paths of sample `i`'s files (OSCD: its two band folders and its change map)."
+    from specdm.data import OSCD_IMAGES, OSCD_LABELS
+    name = f"syn_{i:06d}"
+    if layout == "segmunich": return dict(img=f"train/img/{name}.tif", label=f"train/label/{name}.tif")
+    if layout == "oscd": return dict(img1=f"{OSCD_IMAGES}/{name}/imgs_1", img2=f"{OSCD_IMAGES}/{name}/imgs_2", label=f"{OSCD_LABELS}/{name}/cm/{name}-cm.tif")
+    if task == "change": return dict(img1=f"img1/{name}.tif", img2=f"img2/{name}.tif", mask=f"mask/{name}.tif")
+    return dict(img=f"img/{name}.tif", mask=f"mask/{name}.tif")
+
+def _check_layout(layout:Layout, task:str):
+    if layout not in get_args(Layout): raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(get_args(Layout))}")
+    if layout == "segmunich" and task != "seg": raise ValueError("the segmunich layout holds segmentation pairs; this checkpoint makes change triplets (use oscd or folder)")
+    if layout == "oscd" and task != "change": raise ValueError("the oscd layout holds change triplets; this checkpoint makes segmentation pairs (use segmunich or folder)")
 
 def _to_segmunich_codes(mask:np.ndarray) -> np.ndarray:
     "Class indices 0..12 back to SegMunich's stored label codes."
@@ -284,69 +423,195 @@ def _to_segmunich_codes(mask:np.ndarray) -> np.ndarray:
     return out
 
 # %% ../nbs/06_sampling.ipynb #dc5c43d7
+def source_dtype(m:LatentDiffusion) -> str:
+    "dtype of the training data's source files: from the checkpoint, else its prepared dataset's `dataset.json`, else float32."
+    from specdm.core import load_json
+    if d := m.data.get("source_dtype"): return d
+    src = m.data.get("source")
+    if src and (Path(src)/"dataset.json").is_file(): return load_json(Path(src)/"dataset.json").get("source_dtype", "float32")
+    return "float32"
+
+def to_dtype(a:np.ndarray, dtype:str) -> np.ndarray:
+    "Cast source-unit values to `dtype`: integers rounded and clipped to the dtype's range."
+    dt = np.dtype(dtype)
+    if dt.kind in "iu": return np.clip(np.round(a), np.iinfo(dt).min, np.iinfo(dt).max).astype(dt)
+    if dt.kind != "f": raise ValueError(f"dtype must be an integer or float dtype, got {dtype!r}")
+    return a.astype(dt)
+
+# %% ../nbs/06_sampling.ipynb #d6ebb5bc
 def _write_sample(out:Path, layout:Layout, task:str, i:int, image:np.ndarray, mask:np.ndarray, bands:list, dtype:str):
     "Write one sample's files atomically (each file: temporary name, then rename)."
     import io, tifffile
     from specdm.core import atomic_write
     from specdm.data import write_geotiff
     f = _sample_files(layout, task, i)
-    cast = lambda a: np.clip(np.round(a), np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype) if np.dtype(dtype).kind in "iu" else a.astype(dtype)
     if layout == "segmunich":
-        if task != "seg": raise ValueError("the segmunich layout holds segmentation pairs only")
-        (out/f["img"]).parent.mkdir(parents=True, exist_ok=True)
-        buf = io.BytesIO(); tifffile.imwrite(buf, np.ascontiguousarray(np.moveaxis(cast(image), 0, -1)))
+        buf = io.BytesIO(); tifffile.imwrite(buf, np.ascontiguousarray(np.moveaxis(to_dtype(image, dtype), 0, -1)), metadata=dict(bands=bands))
         with atomic_write(out/f["img"]) as fh: fh.write(buf.getvalue())
-        write_geotiff(out/f["label"], _to_segmunich_codes(mask))
+        write_geotiff(out/f["label"], _to_segmunich_codes(mask), descriptions=["label"])
+    elif layout == "oscd":
+        city = f"syn_{i:06d}"
+        for k, a in (("img1", image[0]), ("img2", image[1])):
+            for b, band in zip(to_dtype(a, dtype), bands): write_geotiff(out/f[k]/_band_file(city, band), b, descriptions=[band])
+        write_geotiff(out/f["label"], mask.astype(np.uint8) + 1, descriptions=["change"])  # OSCD: 1 = no change, 2 = change
     else:
         imgs = dict(img1=image[0], img2=image[1]) if task == "change" else dict(img=image)
-        for k, a in imgs.items(): write_geotiff(out/f[k], cast(a), descriptions=bands)
-        write_geotiff(out/f["mask"], mask.astype(np.uint8))
+        for k, a in imgs.items(): write_geotiff(out/f[k], to_dtype(a, dtype), descriptions=bands)
+        write_geotiff(out/f["mask"], mask.astype(np.uint8), descriptions=["mask"])
     return f
 
-# %% ../nbs/06_sampling.ipynb #ca7f3302
+# %% ../nbs/06_sampling.ipynb #d41fda46
 def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
                     out:str|Path, # output folder
                     n:int, # number of pairs
                     *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0, seed:int=0, batch_size:int=16,
-                    layout:Layout="folder", dtype:str="float32", # stored dtype of the images (e.g. "uint16" for DN)
+                    layout:Layout="folder", # folder, segmunich (segmentation) or oscd (change)
+                    dtype:str|None=None, # stored image dtype; default the source's (dataset.json), else float32
+                    min_share:dict|Sequence[str]|None=None, # class-aware: {"water": 0.05, ...} (names or indices)
+                    budget:int|None=None, # class-aware: max candidates in total (default 100 per pair)
                     overwrite:bool=False, device=None, progress:bool=False) -> Path:
     "Sample `n` pairs and write them as a dataset in `layout`; resumable, sharded by Accelerate rank."
-    import hashlib, json, shutil
-    from specdm.core import append_log, atomic_write, file_sha256, load_json, save_json
+    import shutil
+    from specdm.core import file_sha256, load_json, save_json
     from accelerate import PartialState
     state = PartialState(cpu=not torch.cuda.is_available()); out = Path(out)  # cpu=True: CPU processes form a group
     m = load_ldm(checkpoint, device if device is not None else state.device)
+    _check_layout(layout, m.task); dtype = np.dtype(dtype or source_dtype(m)).name; to_dtype(np.zeros(1), dtype)
+    rule = MinShare.parse(min_share, m.data["class_names"], m.data.get("ignore_index", 255)); budget = _check_budget(budget, n, rule)
     params = dict(checkpoint=str(m.path), sampler=sampler, steps=steps, eta=eta, seed=seed, n=n, layout=layout, dtype=dtype,
-                  weights_sha256=file_sha256(m.path/"ema.safetensors"), task=m.task)
+                  min_share=rule.as_dict() if rule else None, weights_sha256=file_sha256(m.path/"ema.safetensors"), task=m.task)
     if state.is_main_process:
         if out.exists() and any(out.iterdir()):
             prev = load_json(out/"run.json") if (out/"run.json").is_file() else None
             if overwrite: shutil.rmtree(out)
-            elif prev != params: raise FileExistsError(f"{out}: exists and is not empty (and is not an unfinished run with these parameters); pass overwrite=True to replace it")
+            elif (out/"manifest.json").is_file(): raise FileExistsError(f"{out}: holds a finished synthetic dataset; pass overwrite=True (--overwrite) to replace it")
+            elif prev != params: raise FileExistsError(f"{out}: exists and is not empty (and is not an unfinished run with these parameters); pass overwrite=True (--overwrite) to replace it")
         out.mkdir(parents=True, exist_ok=True); save_json(params, out/"run.json")
         for t in out.rglob(".*.tmp"): t.unlink()  # half-written files of a killed run (before any rank starts writing)
     state.wait_for_everyone()
-    mine = _shard(n, state.process_index, state.num_processes); prog = out/f"progress-{state.process_index}.json"
+    prog = out/f"progress-{state.process_index}.json"
     done = {int(k): v for k, v in (load_json(prog) if prog.is_file() else {}).items()}
-    todo = [i for i in mine if i not in done]
-    bands = [b["name"] for b in m.data["bands"]]
-    for b0 in range(0, len(todo), batch_size):
-        idx = todo[b0:b0 + batch_size]
-        images, masks = generate(m, idx, sampler=sampler, steps=steps, eta=eta, seed=seed, batch_size=batch_size, progress=progress)
-        for i, x, y in zip(idx, images.numpy(), masks.numpy()): done[i] = _write_sample(out, layout, m.task, i, x, y, bands, dtype)
+    todo = [i for i in _shard(n, state.process_index, state.num_processes) if i not in done]
+    bands = [b["name"] for b in m.data["bands"]]; stats = Acceptance(rule, n, budget) if rule else None
+    for found in draw(m, todo, rule, lambda k: pair_allowance(budget, n, k), stats, sampler=sampler, steps=steps, eta=eta,
+                      seed=seed, batch_size=batch_size, progress=progress):
+        for k, j, x, y in found: done[k] = dict(files=_write_sample(out, layout, m.task, k, x.numpy(), y.numpy(), bands, dtype), candidate=j)
         save_json({str(k): v for k, v in sorted(done.items())}, prog)  # after the files: listed means written
     state.wait_for_everyone()
-    if state.is_main_process: _join_shards(out, params, state.num_processes, m.data)
+    if state.is_main_process: _join_shards(out, params, state.num_processes, m.data, budget)
     state.wait_for_everyone()
     return out
 
-def _join_shards(out:Path, params:dict, world:int, data:dict):
-    "Merge every rank's progress file into manifest.json (written last)."
+def _join_shards(out:Path, params:dict, world:int, data:dict, budget:int):
+    "Merge every rank's progress file into manifest.json (written last; OSCD's train.txt just before)."
     import specdm
-    from specdm.core import load_json, save_json
-    files = {}
-    for f in sorted(out.glob("progress-*.json")): files.update(load_json(f))
-    if len(files) != params["n"]: raise RuntimeError(f"{out}: {len(files)} of {params['n']} samples written; run again to finish")
+    from specdm.core import atomic_write, load_json, save_json
+    from specdm.data import OSCD_IMAGES
+    done = {}
+    for f in sorted(out.glob("progress-*.json")): done.update({int(k): v for k, v in load_json(f).items()})
+    if len(done) != params["n"]: raise RuntimeError(f"{out}: {len(done)} of {params['n']} samples written; run again to finish")
+    keys = sorted(done); extra = {}
+    if params["min_share"]:
+        need = sum(done[k]["candidate"] + 1 for k in keys)
+        extra = dict(acceptance=dict(min_share=params["min_share"], budget=budget, candidates=need, rate=len(keys) / max(need, 1)),
+                     candidate=[done[k]["candidate"] for k in keys])
+    if params["layout"] == "oscd":
+        with atomic_write(out/OSCD_IMAGES/"train.txt", "w") as fh: fh.write(",".join(f"syn_{k:06d}" for k in keys))
     save_json(dict(**params, specdm_version=specdm.__version__, bands=data["bands"], class_names=data["class_names"],
-                   processes=world, files=[files[k] for k in sorted(files, key=int)]), out/"manifest.json")
+                   processes=world, files=[done[k]["files"] for k in keys], **extra), out/"manifest.json")
     for f in out.glob("progress-*.json"): f.unlink()
+
+# %% ../nbs/06_sampling.ipynb #6893f095
+def sample_parser():
+    "argparse parser of `specdm_sample`."
+    import argparse
+    p = argparse.ArgumentParser(prog="specdm_sample", description="Write a synthetic dataset of image–mask pairs sampled from a trained SpecDM checkpoint.")
+    p.add_argument("--ckpt", required=True, help="latent-diffusion checkpoint folder (or a run's ldm/ folder with a `latest` pointer)")
+    p.add_argument("--n", type=int, required=True, help="number of pairs")
+    p.add_argument("--out", required=True, help="output folder (absent or empty, or an unfinished run to resume)")
+    p.add_argument("--sampler", choices=get_args(SamplerName), default="ddim")
+    p.add_argument("--steps", type=int, default=50, help="denoising steps (ddpm: up to 1000)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--layout", choices=get_args(Layout), default="folder")
+    p.add_argument("--dtype", default=None, help="stored image dtype (uint16, int16, float32…); default: the source data's")
+    p.add_argument("--min_share", nargs="+", default=None, metavar="CLASS=SHARE", help="class-aware sampling: minimum share of chosen classes (names or indices)")
+    p.add_argument("--budget", type=int, default=None, help="class-aware: max candidates in total (default 100 per pair)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--device", default=None, help="default: this process's Accelerate device")
+    p.add_argument("--progress", action="store_true", help="show a progress bar per batch")
+    return p
+
+def specdm_sample(argv:list[str]|None=None):
+    "Console entry point: sample pairs from a checkpoint and write them as a dataset (resumable, sharded under Accelerate)."
+    from specdm.core import load_json
+    a = sample_parser().parse_args(argv)
+    try: out = write_synthetic(a.ckpt, a.out, a.n, sampler=a.sampler, steps=a.steps, eta=a.eta, seed=a.seed, batch_size=a.batch_size,
+                               layout=a.layout, dtype=a.dtype, min_share=a.min_share, budget=a.budget, overwrite=a.overwrite,
+                               device=a.device, progress=a.progress)
+    except (ValueError, FileExistsError, CheckpointError, BudgetError) as e: raise SystemExit(f"specdm_sample: {e}")
+    man = out/"manifest.json"
+    if man.is_file() and process_rank() == 0:
+        m = load_json(man); acc = m.get("acceptance")
+        print(f"{out}: {len(m['files'])} pairs ({m['layout']} layout, {m['dtype']}), {m['sampler']} {m['steps']} steps, seed {m['seed']}"
+              + (f"; class-aware {acc['min_share']}: acceptance rate {acc['rate']:.1%}" if acc else ""))
+
+import sys
+if __name__ == "__main__" and str(getattr(sys.modules["__main__"], "__file__", "")).endswith("sampling.py"): specdm_sample()  # python -m specdm.sampling
+
+# %% ../nbs/06_sampling.ipynb #cf80e2bf
+def show_pairs(p:Pairs, k:int=8, # number of pairs to draw
+               cols:int=4, # pairs per row
+               palette:Sequence[tuple]|None=None, # RGB in [0, 1] per class; default `specdm.data.default_palette`
+               size:float=1.3): # inches per panel
+    "Grid of `k` pairs: RGB composite(s) and mask; one class legend for the figure. Returns the figure."
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+    from specdm.data import default_palette, rgb_composite
+    k = min(k, len(p)); cols = max(1, min(cols, k)); rows = math.ceil(k / cols); per = 3 if p.images.ndim == 5 else 2
+    K = len(p.class_names); pal = [tuple(c) for c in (default_palette(K) if palette is None else palette)][:K]
+    fig, axs = plt.subplots(rows, cols * per, figsize=(size * cols * per, size * rows + 0.5), squeeze=False)
+    for a in axs.flat: a.set_axis_off()
+    for i in range(k):
+        ax = axs[i // cols, (i % cols) * per:(i % cols + 1) * per]
+        for a, img in zip(ax, list(p.images[i]) if per == 3 else [p.images[i]]): a.imshow(rgb_composite(img.numpy(), p.bands))
+        ax[-1].imshow(p.masks[i].numpy(), cmap=ListedColormap(pal), vmin=-0.5, vmax=K - 0.5, interpolation="nearest")
+        ax[0].set_title(f"#{p.info.get('start', 0) + i}", fontsize=7, loc="left")
+    fig.legend(handles=[Patch(color=c, label=n) for n, c in zip(p.class_names, pal)], loc="lower center", ncol=min(K, 7), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1), pad=0.2)
+    return fig
+
+# %% ../nbs/06_sampling.ipynb #b5f18728
+def class_spectra(images:np.ndarray|Tensor, # (n, C, H, W) or change (n, 2, C, H, W), any units; NaN = nodata
+                  masks:np.ndarray|Tensor, # (n, H, W) class indices
+                  num_classes:int, ignore_index:int=255) -> tuple[np.ndarray, np.ndarray]:
+    "Per-class mean spectrum (K, C) (NaN for absent classes) and pixel counts (K,); change pairs pool both dates."
+    x = np.asarray(images, np.float64); y = np.asarray(masks).astype(np.int64)
+    if x.ndim == 5: x, y = x.reshape(-1, *x.shape[2:]), np.repeat(y, 2, 0)  # (2n, C, H, W): each date with its mask
+    C = x.shape[1]; xf = x.transpose(1, 0, 2, 3).reshape(C, -1); yf = y.reshape(-1)
+    ok = (yf >= 0) & (yf < num_classes) & (yf != ignore_index) & ~np.isnan(xf).any(0)
+    cnt = np.bincount(yf[ok], minlength=num_classes)[:num_classes]
+    sums = np.stack([np.bincount(yf[ok], weights=xf[c, ok], minlength=num_classes)[:num_classes] for c in range(C)], 1)
+    with np.errstate(invalid="ignore", divide="ignore"): return np.where(cnt[:, None] > 0, sums / cnt[:, None], np.nan), cnt
+
+def plot_class_spectra(synthetic:np.ndarray, # (K, C) from `class_spectra`
+                       bands:Sequence[dict], # the checkpoint's bands (name, wavelength, …)
+                       class_names:Sequence[str], real:np.ndarray|None=None, # (K, C) of real data, dashed
+                       palette:Sequence[tuple]|None=None, ax=None):
+    "Per-class mean spectra over band centre wavelength: synthetic solid, real dashed. Returns the axes."
+    import matplotlib.pyplot as plt
+    from specdm.data import default_palette
+    if ax is None: ax = plt.subplots(figsize=(6, 3.2))[1]
+    wl = np.array([b["wavelength"] for b in bands]); o = np.argsort(wl); K = len(class_names)
+    pal = [tuple(c) for c in (default_palette(K) if palette is None else palette)]
+    for k in range(K):
+        if not np.isnan(synthetic[k]).all(): ax.plot(wl[o], synthetic[k][o], "-o", ms=3, color=pal[k], label=class_names[k])
+        if real is not None and not np.isnan(real[k]).all(): ax.plot(wl[o], real[k][o], "--", color=pal[k], alpha=0.8)
+    ax.set_xlabel("band centre wavelength (nm)"); ax.set_ylabel("mean value (source units)")
+    ax.set_xticks(wl[o]); ax.set_xticklabels([bands[i]["name"] for i in o], fontsize=6, rotation=90)
+    sec = ax.secondary_xaxis("top"); sec.set_xticks(wl[o]); sec.set_xticklabels([f"{w:.0f}" for w in wl[o]], fontsize=6, rotation=90)
+    ax.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_title("class mean spectra: synthetic (solid)" + (" vs real (dashed)" if real is not None else ""), fontsize=8)
+    return ax

@@ -32,7 +32,32 @@ def test_killed_write_resumes_to_exactly_n(tmp_path):
         np.testing.assert_allclose(xa, xb, atol=1e-2)
     assert len(list(folder_items(tmp_path/"b", bands="rgbn", num_classes=3))) == n
 
+def _cli(*args, launcher=()):
+    "Run specdm_sample (or `accelerate launch … -m specdm.sampling`) with tiny settings; return the CompletedProcess."
+    cmd = list(launcher) + ([] if launcher else [str(Path(sys.executable).parent/"specdm_sample")])
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+def _read_all(folder):
+    "{relative path: array} of every GeoTIFF under `folder`."
+    return {str(p.relative_to(folder)): read_raster(p)[0] for p in sorted(Path(folder).rglob("*.tif"))}
+
+def test_cli_writes_refuses_and_overwrites(tmp_path):
+    ck = write_test_checkpoint(tmp_path/"ck"); out = tmp_path/"syn"
+    args = ["--ckpt", ck, "--n", 3, "--steps", 3, "--out", out, "--dtype", "uint16", "--batch_size", 2]
+    r = _cli(*args); assert r.returncode == 0, r.stderr
+    assert "3 pairs" in r.stdout
+    assert sorted(p.name for p in (out/"img").glob("*.tif")) == [f"syn_{i:06d}.tif" for i in range(3)]
+    man = json.loads((out/"manifest.json").read_text()); assert man["dtype"] == "uint16" and len(man["files"]) == 3
+    r = _cli(*args); assert r.returncode != 0 and "--overwrite" in r.stderr and "Traceback" not in r.stderr
+    (out/"img"/"stray.tif").write_bytes(b"x")
+    r = _cli(*args[:3], 2, *args[4:], "--overwrite"); assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (out/"img").glob("*.tif")) == ["syn_000000.tif", "syn_000001.tif"]  # replaced, not merged
+    assert json.loads((out/"manifest.json").read_text())["n"] == 2
+    r = _cli("--ckpt", ck, "--n", 2, "--out", tmp_path/"x", "--min_share", "lava=0.5")
+    assert r.returncode != 0 and "unknown class 'lava'" in r.stderr and not (tmp_path/"x").exists()
+
 def test_two_processes_write_one_manifest(tmp_path):
+    "Two processes under accelerate launch write the same files as one, with and without class-aware rejection."
     ck = write_test_checkpoint(tmp_path/"ck"); (tmp_path/"w.py").write_text(SCRIPT)
     acc = Path(sys.executable).parent/"accelerate"
     r = subprocess.run([str(acc), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
@@ -41,3 +66,18 @@ def test_two_processes_write_one_manifest(tmp_path):
     man = json.loads((tmp_path/"s"/"manifest.json").read_text())
     assert man["processes"] == 2 and len(man["files"]) == 7 and not list((tmp_path/"s").glob("progress-*.json"))
     assert sorted(p.name for p in (tmp_path/"s"/"img").glob("*.tif")) == [f"syn_{i:06d}.tif" for i in range(7)]
+    # the console script under accelerate launch, with rejection: same files as one process with another batch size
+    args = ["--ckpt", ck, "--n", 5, "--steps", 3, "--min_share", "water=0.27", "--dtype", "uint16"]
+    launch = [str(acc), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+              "--dynamo_backend", "no", "-m", "specdm.sampling"]
+    r2 = _cli(*args, "--out", tmp_path/"two", "--batch_size", 2, launcher=launch); assert r2.returncode == 0, r2.stderr
+    r1 = _cli(*args, "--out", tmp_path/"one", "--batch_size", 5); assert r1.returncode == 0, r1.stderr
+    m1, m2 = (json.loads((tmp_path/d/"manifest.json").read_text()) for d in ("one", "two"))
+    assert m2["processes"] == 2 and m1["processes"] == 1 and m1["candidate"] == m2["candidate"] and max(m1["candidate"]) > 0
+    assert m1["files"] == m2["files"] and m1["acceptance"]["candidates"] == m2["acceptance"]["candidates"]
+    a, b = _read_all(tmp_path/"one"), _read_all(tmp_path/"two")
+    assert list(a) == list(b) and len(a) == 10
+    for k in a:
+        if k.startswith("img"): np.testing.assert_allclose(a[k], b[k], atol=2)  # uint16, rounded
+        else: assert (a[k] == b[k]).mean() > 0.99
+    for k in [k for k in a if k.startswith("mask")]: assert (a[k] == 0).mean() >= 0.27 - 0.01

@@ -281,13 +281,14 @@ class Acceptance:
     budget: int # candidates allowed in total
     drawn: int = 0 # candidates drawn
     accepted: int = 0 # pairs accepted
+    passed: int = 0 # candidates meeting every share
     share_sum: np.ndarray|None = None # per chosen class: sum of observed shares
     met: np.ndarray|None = None # per chosen class: candidates meeting its share
     def record(self, obs:Tensor, ok:Tensor, new_pairs:int):
         o = obs.numpy(); thr = np.array(list(self.rule.shares.values()))
         self.share_sum = o.sum(0) + (0 if self.share_sum is None else self.share_sum)
         self.met = (o >= thr).sum(0) + (0 if self.met is None else self.met)
-        self.drawn += len(o); self.accepted += new_pairs
+        self.drawn += len(o); self.accepted += new_pairs; self.passed += int(ok.sum())
     def summary(self) -> dict:
         "Per class: mean observed share and share of candidates meeting it."
         d = max(self.drawn, 1); z = np.zeros(len(self.rule.shares))
@@ -295,10 +296,11 @@ class Acceptance:
         return {self.rule.class_names[k]: dict(min_share=v, mean_share=round(float(s[i] / d), 4), met=round(float(m[i] / d), 4))
                 for i, (k, v) in enumerate(self.rule.shares.items())}
     def error(self, failed:Sequence[int]) -> BudgetError:
-        rate = self.accepted / max(self.drawn, 1)
+        rate = self.passed / max(self.drawn, 1)  # P(a candidate meets every share); all n pairs found w.p. >= 95 % when n (1 - rate)^per <= 0.05
+        per = math.ceil(math.log(0.05 / self.n) / math.log1p(-rate)) if 0 < rate < 1 else 1
         obs = "; ".join(f"{c}: mean share {v['mean_share']:.3f}, >= {v['min_share']} in {v['met']:.1%} of them" for c, v in self.summary().items())
-        need = (f"at the observed acceptance rate ({rate:.1%}) about {math.ceil(3 / rate)} candidates per pair succeed 95 % of the time, "
-                f"i.e. budget={math.ceil(3 / rate) * self.n}" if rate > 0 else "no candidate met every share, so a larger budget alone is unlikely to help")
+        need = (f"at the observed acceptance rate ({rate:.1%}) about {per} candidates per pair find all {self.n} pairs 95 % of the time, "
+                f"i.e. budget={per * self.n}" if rate > 0 else "no candidate met every share, so a larger budget alone is unlikely to help")
         return BudgetError(f"class-aware sampling: budget exhausted. Accepted {self.accepted} of {self.n} pairs after {self.drawn} candidates "
                            f"(budget {self.budget}, {self.budget // self.n} per pair); pair(s) {list(failed)[:5]} found no candidate meeting "
                            f"min_share {self.rule.as_dict()}. Observed over the candidates drawn: {obs}. Lower the min_share values, "
@@ -484,11 +486,11 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
         if out.exists() and any(out.iterdir()):
             prev = load_json(out/"run.json") if (out/"run.json").is_file() else None
             if overwrite: shutil.rmtree(out)
-            elif (out/"manifest.json").is_file(): raise FileExistsError(f"{out}: holds a finished synthetic dataset; pass overwrite=True (--overwrite) to replace it")
-            elif prev != params: raise FileExistsError(f"{out}: exists and is not empty (and is not an unfinished run with these parameters); pass overwrite=True (--overwrite) to replace it")
+            elif prev != params: raise FileExistsError(f"{out}: exists and is not empty (and is not a run with these parameters); pass overwrite=True (--overwrite) to replace it")
         out.mkdir(parents=True, exist_ok=True); save_json(params, out/"run.json")
         for t in out.rglob(".*.tmp"): t.unlink()  # half-written files of a killed run (before any rank starts writing)
     state.wait_for_everyone()
+    if (out/"manifest.json").is_file(): return out  # the same run, already finished: nothing to do
     prog = out/f"progress-{state.process_index}.json"
     done = {int(k): v for k, v in (load_json(prog) if prog.is_file() else {}).items()}
     todo = [i for i in _shard(n, state.process_index, state.num_processes) if i not in done]
@@ -528,7 +530,7 @@ def sample_parser():
     p = argparse.ArgumentParser(prog="specdm_sample", description="Write a synthetic dataset of image–mask pairs sampled from a trained SpecDM checkpoint.")
     p.add_argument("--ckpt", required=True, help="latent-diffusion checkpoint folder (or a run's ldm/ folder with a `latest` pointer)")
     p.add_argument("--n", type=int, required=True, help="number of pairs")
-    p.add_argument("--out", required=True, help="output folder (absent or empty, or an unfinished run to resume)")
+    p.add_argument("--out", required=True, help="output folder: absent or empty, or a run with the same parameters (resumed if unfinished)")
     p.add_argument("--sampler", choices=get_args(SamplerName), default="ddim")
     p.add_argument("--steps", type=int, default=50, help="denoising steps (ddpm: up to 1000)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
@@ -578,7 +580,7 @@ def show_pairs(p:Pairs, k:int=8, # number of pairs to draw
         ax = axs[i // cols, (i % cols) * per:(i % cols + 1) * per]
         for a, img in zip(ax, list(p.images[i]) if per == 3 else [p.images[i]]): a.imshow(rgb_composite(img.numpy(), p.bands))
         ax[-1].imshow(p.masks[i].numpy(), cmap=ListedColormap(pal), vmin=-0.5, vmax=K - 0.5, interpolation="nearest")
-        ax[0].set_title(f"#{p.info.get('start', 0) + i}", fontsize=7, loc="left")
+        ax[0].text(1, 1, f"#{p.info.get('start', 0) + i}", color="w", fontsize=6, ha="left", va="top", bbox=dict(fc="k", alpha=0.5, lw=0, pad=1))
     fig.legend(handles=[Patch(color=c, label=n) for n, c in zip(p.class_names, pal)], loc="lower center", ncol=min(K, 7), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1), pad=0.2)
     return fig

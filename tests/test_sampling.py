@@ -48,7 +48,9 @@ def test_cli_writes_refuses_and_overwrites(tmp_path):
     assert "3 pairs" in r.stdout
     assert sorted(p.name for p in (out/"img").glob("*.tif")) == [f"syn_{i:06d}.tif" for i in range(3)]
     man = json.loads((out/"manifest.json").read_text()); assert man["dtype"] == "uint16" and len(man["files"]) == 3
-    r = _cli(*args); assert r.returncode != 0 and "--overwrite" in r.stderr and "Traceback" not in r.stderr
+    t = (out/"manifest.json").stat().st_mtime_ns
+    r = _cli(*args); assert r.returncode == 0 and (out/"manifest.json").stat().st_mtime_ns == t  # same finished run: nothing to do
+    r = _cli(*args, "--seed", 1); assert r.returncode != 0 and "--overwrite" in r.stderr and "Traceback" not in r.stderr
     (out/"img"/"stray.tif").write_bytes(b"x")
     r = _cli(*args[:3], 2, *args[4:], "--overwrite"); assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (out/"img").glob("*.tif")) == ["syn_000000.tif", "syn_000001.tif"]  # replaced, not merged

@@ -10,12 +10,13 @@ SCRIPT = textwrap.dedent('''
     import sys, torch
     from specdm.sampling import write_synthetic
     torch.set_num_threads(1)
-    write_synthetic(sys.argv[1], sys.argv[2], int(sys.argv[3]), steps=20, batch_size=2)
+    write_synthetic(sys.argv[1], sys.argv[2], int(sys.argv[3]), steps=20, batch_size=2, min_share=sys.argv[4:] or None)
 ''')
 
-def test_killed_write_resumes_to_exactly_n(tmp_path):
+@pytest.mark.parametrize("min_share", [[], ["water=0.27"]], ids=["plain", "class_aware"])
+def test_killed_write_resumes_to_exactly_n(tmp_path, min_share):
     ck = write_test_checkpoint(tmp_path/"ck"); (tmp_path/"w.py").write_text(SCRIPT); n = 24
-    run = lambda out: subprocess.Popen([sys.executable, str(tmp_path/"w.py"), str(ck), str(out), str(n)], stderr=subprocess.PIPE, text=True)
+    run = lambda out: subprocess.Popen([sys.executable, str(tmp_path/"w.py"), str(ck), str(out), str(n), *min_share], stderr=subprocess.PIPE, text=True)
     a = run(tmp_path/"a"); assert a.wait() == 0, a.stderr.read()
     b = run(tmp_path/"b"); t0 = time.time()
     while time.time() - t0 < 120 and len(list((tmp_path/"b"/"img").glob("*.tif"))) < 6: time.sleep(0.02)
@@ -27,6 +28,8 @@ def test_killed_write_resumes_to_exactly_n(tmp_path):
     assert files == [f"syn_{i:06d}.tif" for i in range(n)]  # exactly n, none twice, none lost
     assert not list((tmp_path/"b").rglob(".*.tmp"))  # no half-written file left
     man = json.loads((tmp_path/"b"/"manifest.json").read_text()); assert len(man["files"]) == n
+    if min_share:  # the resumed run kept the same candidates as the uninterrupted one, some of them rejections away
+        man_a = json.loads((tmp_path/"a"/"manifest.json").read_text()); assert man["candidate"] == man_a["candidate"] and max(man["candidate"]) > 0
     for i in (0, n // 2, n - 1):
         xa, _ = read_raster(tmp_path/"a"/"img"/f"syn_{i:06d}.tif"); xb, _ = read_raster(tmp_path/"b"/"img"/f"syn_{i:06d}.tif")
         np.testing.assert_allclose(xa, xb, atol=1e-2)

@@ -95,7 +95,7 @@ def data_description(ds:PreparedDataset) -> dict:
     m = ds.meta
     return dict(bands=m["bands"], class_names=m["class_names"], task=m["task"], ignore_index=m["ignore_index"],
                 lo=m["stats"]["lo"], hi=m["stats"]["hi"], patch_size=m["patch_size"], source=str(ds.path),
-                params=m.get("params", {}), class_pixels=m["class_pixels"]["train"])
+                params=m.get("params", {}), class_pixels=m["class_pixels"]["train"], source_dtype=ds.source_dtype)
 
 def write_ldm_checkpoint(folder:Path, unet:UNet, ema:EMA, vae_folder:Path, config:dict, training_state:dict|None=None) -> Path:
     "Write a self-contained latent-diffusion checkpoint folder atomically (staging folder, then rename)."

@@ -62,6 +62,7 @@ def main():
     rows = json.loads((out/"rows.json").read_text()) if (out/"rows.json").is_file() else [] # rows of earlier invocations
     def add(r:dict): # replace a row of the same name, print it
         rows[:] = [x for x in rows if x["name"] != r["name"]] + [r]; print(table([r]), flush=True)
+        (out/"rows.json").write_text(json.dumps(rows, indent=2)) # after each row: a later failure keeps it
     if not a.no_floor:
         floor = prepared_set(a.data, "train", n=real.n, seed=a.seed)
         rep = make_report(ref, floor, out/f"real_train_vs_real_{a.split}.json", overwrite=True)

@@ -1,7 +1,8 @@
 """Two-stream vs single-stream SpecDM on the built-in scenes: the paper's Table 1 (image FID, mask FID, mSAD) and more.
 
-    python benchmarks/two_vs_single.py --runs /work/runs/seg_two_stream /work/runs/seg_single_stream \\
-        --data /work/runs/seg_two_stream/data --split val --n 256 --out reports/two_vs_single
+    papermill nbs/05_train_ldm.ipynb out.ipynb                                                     # runs/specdm
+    papermill nbs/05_train_ldm.ipynb out_ss.ipynb -p vae_kind single_stream -p run_dir runs/single_stream
+    python benchmarks/two_vs_single.py --runs runs/specdm runs/single_stream --data runs/specdm/data --split val --n 256
 
 Samples `--n` pairs from each run's latent-diffusion checkpoint (`<run>/ldm`, EMA weights) with one sampler, and
 compares each set with the real split through one `specdm.metrics.Reference` (the real side is computed once). A third
@@ -40,9 +41,9 @@ def table(rows:list[dict]) -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", nargs="+", default=["/work/runs/seg_two_stream", "/work/runs/seg_single_stream"], help="run folders (ldm/, vae/)")
+    ap.add_argument("--runs", nargs="+", default=["runs/specdm", "runs/single_stream"], help="run folders (ldm/, vae/)")
     ap.add_argument("--ckpt", nargs="*", default=None, help="explicit LDM checkpoint per run (default <run>/ldm, its latest step)")
-    ap.add_argument("--data", default="/work/runs/seg_two_stream/data", help="prepared real dataset")
+    ap.add_argument("--data", default="runs/specdm/data", help="prepared real dataset")
     ap.add_argument("--split", default="val"); ap.add_argument("--n", type=int, default=256, help="synthetic pairs per run")
     ap.add_argument("--sampler", default="ddim"); ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0); ap.add_argument("--batch_size", type=int, default=32)

@@ -17,7 +17,7 @@ from safetensors.torch import load as st_load, save as st_save
 __all__ = ['process_rank', 'seed_everything', 'get_device', 'atomic_write', 'save_json', 'load_json', 'file_sha256',
            'CheckpointError', 'save_tensors', 'load_tensors', 'save_checkpoint', 'load_checkpoint', 'epoch_batches',
            'SeededItems', 'micro_batches', 'rng_state', 'set_rng_state', 'append_log', 'read_log', 'trim_log',
-           'staged_folder', 'clean_partials', 'commit_step', 'resolve_checkpoint']
+           'staged_folder', 'clean_partials', 'commit_step', 'resolve_checkpoint', 'config_parser', 'parse_config']
 
 # %% ../nbs/00_core.ipynb #0f319eca
 def process_rank() -> int:
@@ -230,3 +230,31 @@ def resolve_checkpoint(path:str|Path) -> Path:
                 raise CheckpointError(f"{d/'latest'}: points to {name!r}, which is not a complete checkpoint")
             return target
     raise CheckpointError(f"{path}: no checkpoint here (no config.json, latest pointer or ckpt/ folder)")
+
+# %% ../nbs/00_core.ipynb #b91665c3
+def _bool_arg(s:str) -> bool: return s.lower() in ("1", "true", "yes")
+
+def config_parser(cls, # a dataclass whose fields are the job's parameters
+                  prog:str, description:str):
+    "argparse parser with one option per field of `cls`, plus -f/--config YAML."
+    import argparse
+    from dataclasses import fields
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("-f", "--config", help="YAML file of parameters (as for papermill -f)")
+    for f in fields(cls):
+        d = f.default
+        if isinstance(d, bool): p.add_argument(f"--{f.name}", type=_bool_arg, default=None, metavar="BOOL")
+        elif isinstance(d, tuple): p.add_argument(f"--{f.name}", type=type(d[0]) if d else str, nargs="+", default=None)
+        else: p.add_argument(f"--{f.name}", type=type(d), default=None)
+    return p
+
+def parse_config(parser, cls, argv:list[str]|None=None) -> dict:
+    "Parameters from a -f YAML file (keys checked against `cls`'s fields), overridden by the options given."
+    import yaml
+    from dataclasses import fields
+    a = vars(parser.parse_args(argv)); params = {}
+    if path := a.pop("config"):
+        with open(path) as fh: params = yaml.safe_load(fh) or {}
+        if unknown := set(params) - {f.name for f in fields(cls)}: raise SystemExit(f"{path}: unknown parameters {sorted(unknown)}")
+    params.update({k: v for k, v in a.items() if v is not None})
+    return params

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from .core import get_device, load_json, resolve_checkpoint, save_json, seed_everything
+from .core import config_parser, get_device, load_json, parse_config, resolve_checkpoint, save_json, seed_everything
 from .data import ChangeDataset, PatchDataset, PreparedDataset, SegmentationDataset
 from .downstream import ChangeFormer, FitConfig, PFSegNet, SegFormer, SiamCRNN, evaluate, fit, renormalized
 
@@ -406,24 +406,11 @@ def plot_ratios(rows:list[dict], task:Task, model:str, metric:str|None=None, ax=
 # %% ../nbs/09_experiments.ipynb #f5952bf7
 def experiment_parser():
     "argparse parser with one option per `ExperimentConfig` field, plus -f/--config YAML."
-    import argparse
-    p = argparse.ArgumentParser(prog="specdm.experiments", description="Downstream experiments: real, synthetic and real + synthetic training sets.")
-    p.add_argument("-f", "--config", help="YAML file of parameters (as for papermill -f)")
-    for f in fields(ExperimentConfig):
-        d = f.default
-        if isinstance(d, bool): p.add_argument(f"--{f.name}", type=lambda s: s.lower() in ("1", "true", "yes"), default=None, metavar="BOOL")
-        elif isinstance(d, tuple): p.add_argument(f"--{f.name}", type=str if f.name == "models" else int, nargs="+", default=None)
-        else: p.add_argument(f"--{f.name}", type=type(d), default=None)
-    return p
+    return config_parser(ExperimentConfig, "specdm.experiments", "Downstream experiments: real, synthetic and real + synthetic training sets.")
 
 def main(argv:list[str]|None=None) -> ExperimentResult:
     "Parse options (and -f YAML), run the experiment, print the tables."
-    import yaml
-    a = vars(experiment_parser().parse_args(argv)); params = {}
-    if path := a.pop("config"):
-        with open(path) as fh: params = yaml.safe_load(fh) or {}
-        if unknown := set(params) - {f.name for f in fields(ExperimentConfig)}: raise SystemExit(f"{path}: unknown parameters {sorted(unknown)}")
-    params.update({k: v for k, v in a.items() if v is not None})
+    params = parse_config(experiment_parser(), ExperimentConfig, argv)
     res = run_experiment(ExperimentConfig.from_params(params), progress=True)
     for m in res.config.models: print(paper_table(res.rows, res.config.task, m), "\n", ratio_table(res.rows, res.config.task, m), sep="\n")
     return res

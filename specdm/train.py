@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import (CheckpointError, append_log, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
+from .core import (CheckpointError, append_log, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
                          read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, staged_folder,
                          trim_log, epoch_batches, SeededItems)
 from .data import ChangeDataset, PreparedDataset, SegmentationDataset, flip_rotate
@@ -322,24 +322,11 @@ def run_job(cfg:JobConfig) -> JobResult:
 # %% ../nbs/05_train_ldm.ipynb #8b75c1e9
 def job_parser():
     "argparse parser with one option per `JobConfig` field, plus -f/--config YAML."
-    import argparse
-    p = argparse.ArgumentParser(prog="specdm_train", description="Train SpecDM (two-stream VAE + latent DDPM) end to end.")
-    p.add_argument("-f", "--config", help="YAML file of parameters (as for papermill -f)")
-    for f in fields(JobConfig):
-        d = f.default
-        if isinstance(d, bool): p.add_argument(f"--{f.name}", type=lambda s: s.lower() in ("1", "true", "yes"), default=None, metavar="BOOL")
-        elif isinstance(d, tuple): p.add_argument(f"--{f.name}", type=int, nargs="+", default=None)
-        else: p.add_argument(f"--{f.name}", type=type(d), default=None)
-    return p
+    return config_parser(JobConfig, "specdm_train", "Train SpecDM (two-stream VAE + latent DDPM) end to end.")
 
 def specdm_train(argv:list[str]|None=None):
     "Console entry point: parse options (and -f YAML), run the job, print where the results are."
-    import yaml
-    a = vars(job_parser().parse_args(argv)); params = {}
-    if path := a.pop("config"):
-        with open(path) as fh: params = yaml.safe_load(fh) or {}
-        if unknown := set(params) - {f.name for f in fields(JobConfig)}: raise SystemExit(f"{path}: unknown parameters {sorted(unknown)}")
-    params.update({k: v for k, v in a.items() if v is not None})
+    params = parse_config(job_parser(), JobConfig, argv)
     try: res = run_job(JobConfig.from_params(params))
     except (ValueError, FileExistsError, CheckpointError) as e: raise SystemExit(f"specdm_train: {e}")
     print(f"data: {res.data}\nvae: {res.vae}\nldm: {res.ldm}")

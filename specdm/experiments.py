@@ -81,6 +81,7 @@ class ExperimentConfig:
     patience:int = 3
     sampler:Literal["dpmpp2m", "ddim", "ddpm"] = "dpmpp2m"
     sample_steps:int = 20
+    sample_eta:float = 0.0 # DDIM only
     sample_batch_size:int = 32
     subset_seed:int = 0
     synthetic_seed:int = 0
@@ -96,6 +97,7 @@ class ExperimentConfig:
             if opts and getattr(self, f.name) not in opts: raise ValueError(f"{f.name} must be one of {opts}, got {getattr(self, f.name)!r}")
         if any(int(r) < 1 for r in self.ratios) or self.synthetic_only_ratio < 1: raise ValueError(f"ratios and synthetic_only_ratio must be >= 1, got {self.ratios}, {self.synthetic_only_ratio}")
         if not self.seeds: raise ValueError("seeds must name at least one seed")
+        if self.sample_eta < 0 or (self.sample_eta and self.sampler != "ddim"): raise ValueError(f"sample_eta must be >= 0 and needs sampler 'ddim', got {self.sample_eta} with {self.sampler!r}")
         if self.n_real < 0: raise ValueError(f"n_real must be >= 0, got {self.n_real}")
         for m in self.models: _check_model(m, self.task)
         if not self.generators or set(self.generators) - set(GENERATORS): raise ValueError(f"generators must be a non-empty selection of {tuple(GENERATORS)}, got {self.generators}")
@@ -203,18 +205,18 @@ def check_compatible(checkpoint:str|Path, data:PreparedDataset) -> dict:
 def synthetic_set(checkpoint:str|Path, # latent-diffusion checkpoint (or the main job's run folder)
                   out:str|Path, # cache folder: raw/ (GeoTIFFs), prepared/, synthetic.json
                   n:int, *, like:PreparedDataset, # the real data the pairs must match
-                  sampler:str="dpmpp2m", steps:int=20, seed:int=0, batch_size:int=32, device=None, progress:bool=False) -> PreparedDataset:
+                  sampler:str="dpmpp2m", steps:int=20, eta:float=0.0, seed:int=0, batch_size:int=32, device=None, progress:bool=False) -> PreparedDataset:
     "`n` synthetic pairs from `checkpoint`, written and prepared once into `out`, reused when asked again with the same settings."
     from specdm.prepare import prepare
     from specdm.sampling import write_synthetic
     out, ckpt = Path(out), resolve_checkpoint(_ldm_folder(checkpoint))
     desc = check_compatible(ckpt, like)
-    want = dict(checkpoint=str(ckpt.resolve()), sampler=sampler, steps=steps, seed=seed, n=n)
+    want = dict(checkpoint=str(ckpt.resolve()), sampler=sampler, steps=steps, eta=float(eta), seed=seed, n=n)
     if (out/"synthetic.json").is_file():
         have = load_json(out/"synthetic.json")
-        if {k: have.get(k) for k in want} != want: raise FileExistsError(f"{out}: holds a synthetic set made with other settings ({have}); remove it or use another out_dir")
+        if {k: have.get(k, 0.0 if k == "eta" else None) for k in want} != want: raise FileExistsError(f"{out}: holds a synthetic set made with other settings ({have}); remove it or use another out_dir")
         return PreparedDataset(out/"prepared")
-    raw = write_synthetic(ckpt, out/"raw", n, sampler=sampler, steps=steps, seed=seed, batch_size=batch_size, device=device, progress=progress)
+    raw = write_synthetic(ckpt, out/"raw", n, sampler=sampler, steps=steps, eta=eta, seed=seed, batch_size=batch_size, device=device, progress=progress)
     prepare("folder", out/"prepared", src=raw, bands=",".join(b["name"] for b in desc["bands"]), patch_size=desc["patch_size"],
             val_fraction=0.0, class_names=",".join(desc["class_names"]), overwrite=True, checksums=False)
     save_json({**want, "weights_sha256": load_json(raw/"manifest.json")["weights_sha256"]}, out/"synthetic.json")
@@ -297,7 +299,7 @@ def run_experiment(cfg:ExperimentConfig, progress:bool=False) -> ExperimentResul
     grid = experiment_grid(cfg.ratios, cfg.generators, cfg.synthetic_only_ratio)
     n_syn = cfg.n_real * max(max(cfg.ratios), cfg.synthetic_only_ratio); t0 = time.time(); synthetic, syn_id = {}, {}
     for g in cfg.generators:
-        ds = synthetic_set(getattr(cfg, g), out/"synthetic"/g, n_syn, like=data, sampler=cfg.sampler, steps=cfg.sample_steps,
+        ds = synthetic_set(getattr(cfg, g), out/"synthetic"/g, n_syn, like=data, sampler=cfg.sampler, steps=cfg.sample_steps, eta=cfg.sample_eta,
                            seed=cfg.synthetic_seed, batch_size=cfg.sample_batch_size, device=device, progress=progress)
         synthetic[g] = (ChangeDataset if cfg.task == "change" else SegmentationDataset)(ds, "train")
         syn_id[g] = load_json(out/"synthetic"/g/"synthetic.json")

@@ -46,10 +46,12 @@ def main():
     ap.add_argument("--data", default="runs/specdm/data", help="prepared real dataset")
     ap.add_argument("--split", default="val"); ap.add_argument("--n", type=int, default=256, help="synthetic pairs per run")
     ap.add_argument("--sampler", default="ddim"); ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--eta", type=float, default=0.0, help="DDIM noise (0 deterministic, 1 DDPM-like)")
     ap.add_argument("--seed", type=int, default=0); ap.add_argument("--batch_size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared, busy CPU)")
     ap.add_argument("--no_floor", action="store_true", help="skip the real-train-vs-real row (e.g. when adding a run to an existing table)")
     ap.add_argument("--out", default="reports/two_vs_single"); a = ap.parse_args()
+    smp = f"{a.sampler}-{a.steps}" + (f" η={a.eta:g}" if a.eta else "")
     torch.set_num_threads(a.threads); out = Path(a.out); out.mkdir(parents=True, exist_ok=True); t00 = time.time()
     real, train = prepared_set(a.data, a.split), prepared_set(a.data, "train")
     norm = reference_normalizer(real)
@@ -71,14 +73,14 @@ def main():
     for i, run in enumerate(a.runs):
         run = Path(run); ck = a.ckpt[i] if a.ckpt else run/"ldm"
         m = load_ldm(ck); name = run.name
-        t = time.time(); p = sample_pairs(m, a.n, sampler=a.sampler, steps=a.steps, seed=a.seed, batch_size=a.batch_size)
+        t = time.time(); p = sample_pairs(m, a.n, sampler=a.sampler, steps=a.steps, eta=a.eta, seed=a.seed, batch_size=a.batch_size)
         rate = a.n / (time.time() - t)
-        rep = make_report(ref, pairs_set(p, f"{name} ({a.sampler}-{a.steps}, {m.path})"), out/f"{name}.json", vae=run/"vae", overwrite=True)
-        add(row(f"{name} ({m.path.name}, {a.sampler}-{a.steps})", rep, rate))
+        rep = make_report(ref, pairs_set(p, f"{name} ({smp}, {m.path})"), out/f"{name}.json", vae=run/"vae", overwrite=True)
+        add(row(f"{name} ({m.path.name}, {smp})", rep, rate))
     md = table(rows)
     paper = "\n".join(f"| paper {k} | {v['image_fid']} | {v['mask_fid']} | {v['msad']} |" for k, v in PAPER.items())
     text = (f"{md}\n\nPaper, Table 1 (SegMunich):\n\n| model | image FID | mask FID | mSAD |\n|---|---|---|---|\n{paper}\n\n"
-            f"real: {real.name}; sampler {a.sampler}-{a.steps}, seed {a.seed}; torch threads {a.threads}; total {time.time() - t00:.0f} s\n")
+            f"real: {real.name}; sampler {smp}, seed {a.seed}; torch threads {a.threads}; total {time.time() - t00:.0f} s\n")
     (out/"table.md").write_text(text); (out/"rows.json").write_text(json.dumps(rows, indent=2))
     print("\n" + text)
 

@@ -79,9 +79,9 @@ class ExperimentConfig:
     batch_size:int = 16
     lr:float = 2e-3
     patience:int = 3
-    sampler:Literal["dpmpp2m", "ddim", "ddpm"] = "dpmpp2m"
-    sample_steps:int = 20
-    sample_eta:float = 0.0 # DDIM only
+    sampler:Literal["ddim", "dpmpp2m", "ddpm"] = "ddim"
+    sample_steps:int = 50
+    sample_eta:float = 1.0 # DDIM only; set to 0 for the other samplers
     sample_batch_size:int = 32
     subset_seed:int = 0
     synthetic_seed:int = 0
@@ -97,7 +97,8 @@ class ExperimentConfig:
             if opts and getattr(self, f.name) not in opts: raise ValueError(f"{f.name} must be one of {opts}, got {getattr(self, f.name)!r}")
         if any(int(r) < 1 for r in self.ratios) or self.synthetic_only_ratio < 1: raise ValueError(f"ratios and synthetic_only_ratio must be >= 1, got {self.ratios}, {self.synthetic_only_ratio}")
         if not self.seeds: raise ValueError("seeds must name at least one seed")
-        if self.sample_eta < 0 or (self.sample_eta and self.sampler != "ddim"): raise ValueError(f"sample_eta must be >= 0 and needs sampler 'ddim', got {self.sample_eta} with {self.sampler!r}")
+        if self.sample_eta < 0: raise ValueError(f"sample_eta must be >= 0, got {self.sample_eta}")
+        if self.sampler != "ddim": object.__setattr__(self, "sample_eta", 0.0) # DDPM and DPM-Solver++ have no eta
         if self.n_real < 0: raise ValueError(f"n_real must be >= 0, got {self.n_real}")
         for m in self.models: _check_model(m, self.task)
         if not self.generators or set(self.generators) - set(GENERATORS): raise ValueError(f"generators must be a non-empty selection of {tuple(GENERATORS)}, got {self.generators}")
@@ -205,7 +206,7 @@ def check_compatible(checkpoint:str|Path, data:PreparedDataset) -> dict:
 def synthetic_set(checkpoint:str|Path, # latent-diffusion checkpoint (or the main job's run folder)
                   out:str|Path, # cache folder: raw/ (GeoTIFFs), prepared/, synthetic.json
                   n:int, *, like:PreparedDataset, # the real data the pairs must match
-                  sampler:str="dpmpp2m", steps:int=20, eta:float=0.0, seed:int=0, batch_size:int=32, device=None, progress:bool=False) -> PreparedDataset:
+                  sampler:str="ddim", steps:int=50, eta:float=1.0, seed:int=0, batch_size:int=32, device=None, progress:bool=False) -> PreparedDataset:
     "`n` synthetic pairs from `checkpoint`, written and prepared once into `out`, reused when asked again with the same settings."
     from specdm.prepare import prepare
     from specdm.sampling import write_synthetic

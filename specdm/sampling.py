@@ -533,7 +533,7 @@ def sample_parser():
     p.add_argument("--out", required=True, help="output folder: absent or empty, or a run with the same parameters (resumed if unfinished)")
     p.add_argument("--sampler", choices=get_args(SamplerName), default="ddim")
     p.add_argument("--steps", type=int, default=50, help="denoising steps (ddpm: up to 1000)")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like (with 50 steps, the better choice for training data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--layout", choices=get_args(Layout), default="folder")

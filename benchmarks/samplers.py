@@ -47,15 +47,15 @@ def main():
           f"{time.perf_counter() - t:.0f} s\n{a.n} pairs per sampler, batch {a.batch_size}, torch threads {torch.get_num_threads()}")
     cols = ["spectral_fid", "class_tv", "msad"] + (["mask_fid"] if a.inception else [])
     print(f"{'sampler':<22}{'steps':>6}{'pairs/s':>9}{'speed-up':>10}" + "".join(f"{c:>14}" for c in cols))
-    rows = []
-    for name, steps, eta, seed in map(parse_run, a.runs):
+    rows, runs = [], [parse_run(r) for r in a.runs]
+    for name, steps, eta, seed in runs:
         t = time.perf_counter(); x, y = generate(m, range(a.n), sampler=name, steps=steps, eta=eta, seed=seed, batch_size=a.batch_size)
         rate = a.n / (time.perf_counter() - t)
         q = sample_quality(ref, Pairs(x, y, [b["name"] for b in m.data["bands"]], list(m.data["class_names"])))
         label = name + (f" η={eta:g}" if eta else "") + (f" (seed {seed})" if seed else "")
         rows.append(dict(name=label, steps=steps, seed=seed, rate=rate, **q))
         print(f"{label:<22}{steps:>6}{rate:>9.2f}{rate / rows[0]['rate']:>9.1f}x" + "".join(f"{q[c]:>14.4f}" for c in cols), flush=True)
-    d0, runs = rows[0], list(map(parse_run, a.runs))
+    d0 = rows[0]
     if len(rows) > 1 and runs[1][:3] == runs[0][:3]: # the same sampler with another seed: the noise floor
         print(f"noise floor (two {d0['name']}-{d0['steps']} seeds): " + ", ".join(f"{c} {abs(rows[1][c] - d0[c]) / d0[c]:.1%}" for c in cols))
         rows.pop(1)

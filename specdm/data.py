@@ -16,12 +16,15 @@ from torch.utils.data import Dataset
 from .core import atomic_write, file_sha256, load_json, save_json
 
 # %% auto #0
-__all__ = ['S2_BANDS', 'BAND_PRESETS', 'SEGMUNICH_REMAP', 'SEGMUNICH_CLASSES', 'OSCD_IMAGES', 'OSCD_LABELS', 'SPLITS',
-           'FORMAT_VERSION', 'Band', 'band_name', 'select_bands', 'DataError', 'Item', 'file_dtype', 'common_dtype',
-           'read_raster', 'write_geotiff', 'find_band_file', 'read_band_files', 'read_stacked_tiff', 'read_mask',
+__all__ = ['S2_BANDS', 'BAND_PRESETS', 'HUGE_FILL', 'SEGMUNICH_REMAP', 'SEGMUNICH_CLASSES', 'OSCD_IMAGES', 'OSCD_LABELS',
+           'MASK_SUFFIXES', 'SPLITS', 'FORMAT_VERSION', 'Band', 'band_name', 'select_bands', 'DataError', 'Item',
+           'file_dtype', 'common_dtype', 'DataWarning', 'Radiometry', 's2_processing_baseline', 'file_radiometry',
+           'read_raster', 'write_geotiff', 'fill_candidates', 'find_untagged_fill', 'read_image', 'find_band_file',
+           'check_units', 'combine_radiometry', 'read_band_files', 'read_stacked_tiff', 'read_mask',
            'check_mask_values', 'remap_segmunich', 'oscd_change_labels', 'segmunich_items', 'oscd_cities', 'oscd_label',
-           'oscd_items', 'sen1floods11_items', 'folder_task', 'folder_items', 'patch_starts', 'invalid_pixels',
-           'iter_patches', 'Normalizer', 'prepare_dataset', 'PreparedDataset', 'flip_rotate', 'PatchDataset',
+           'oscd_items', 'sen1floods11_items', 'folder_task', 'folder_masks', 'mask_encoding', 'description_bands',
+           'folder_bands', 'folder_items', 'patch_starts', 'invalid_pixels', 'iter_patches', 'Normalizer',
+           'dataset_radiometry', 'prepare_dataset', 'PreparedDataset', 'flip_rotate', 'PatchDataset',
            'SegmentationDataset', 'ChangeDataset', 'rgb_composite', 'default_palette', 'show_pair',
            'write_segmunich_fixture', 'write_oscd_fixture']
 
@@ -77,6 +80,8 @@ class Item:
     split: str = "train" # "train", "val" or "test"
     sources: list = field(default_factory=list) # files read, for checksums
     dtype: str|None = None # dtype of the source image files ("uint16" for digital numbers); None: unknown (float32)
+    radiometry: Radiometry|None = None # how the stored values were turned into `image`'s units; None: as stored
+    notes: list = field(default_factory=list) # what reading decided (fill values found, mask resampled…), kept in dataset.json
 
 # %% ../nbs/01_data.ipynb #b258aaa4
 def file_dtype(path:str|Path) -> str:
@@ -92,6 +97,55 @@ def common_dtype(dtypes:Iterable[str|None]) -> str:
     known = [np.dtype(d) for d in dtypes if d is not None]
     return np.result_type(*known).name if known else "float32"
 
+# %% ../nbs/01_data.ipynb #7dcce274
+class DataWarning(UserWarning):
+    "Input that was read, with a decision the user should know about (a fill value found, a band order assumed…)."
+
+@dataclass(frozen=True)
+class Radiometry:
+    "Per-band map from stored values to the prepared units: `x * scale + offset`; `source` says who declared it."
+    scale: tuple[float, ...] # (C,)
+    offset: tuple[float, ...] # (C,), in physical units after scaling
+    source: Literal["none", "file", "s2_baseline"] = "none"
+    note: str = "" # where the declaration came from (tags, product name)
+
+    @classmethod
+    def identity(cls, n:int) -> Radiometry: return cls((1.0,) * n, (0.0,) * n)
+    @property
+    def physical(self) -> bool: return self.source == "file" # units changed from stored to physical
+    def apply(self, x:np.ndarray) -> np.ndarray:
+        "(C, H, W) stored values -> prepared units (NaN stays NaN)."
+        if self.source == "none": return x
+        return x * np.asarray(self.scale, np.float32)[:, None, None] + np.asarray(self.offset, np.float32)[:, None, None]
+    def select(self, idx:Sequence[int]) -> Radiometry:
+        "The same map for a subset (or reordering) of the bands."
+        return Radiometry(tuple(self.scale[i] for i in idx), tuple(self.offset[i] for i in idx), self.source, self.note)
+
+# %% ../nbs/01_data.ipynb #e6ffff1f
+def s2_processing_baseline(path:str|Path, tags:dict) -> float|None:
+    "Sentinel-2 processing baseline from a `PROCESSING_BASELINE` tag or a product name (`_N0400_`, `_N04.00_`); None if unknown."
+    for k, v in tags.items():
+        if k.upper() in ("PROCESSING_BASELINE", "PROCESSINGBASELINE"):
+            try: return float(v)
+            except ValueError: pass
+    m = re.search(r"_N(\d{2})\.?(\d{2})(?=_|$)", Path(path).stem)
+    return float(f"{m[1]}.{m[2]}") if m else None
+
+def file_radiometry(path:str|Path, # the file, named in the note
+                    prof:dict, # from `read_raster`: dtype, count, scales, offsets, tags
+                   ) -> Radiometry:
+    "What the file declares: GDAL scale/offset, else Sentinel-2's baseline-04.00 offset, else nothing."
+    n = prof["count"]; sc, of = tuple(prof.get("scales") or (1.0,) * n), tuple(prof.get("offsets") or (0.0,) * n)
+    if any(s != 1 for s in sc) or any(o != 0 for o in of):
+        return Radiometry(tuple(map(float, sc)), tuple(map(float, of)), "file", f"{Path(path).name}: GDAL scale/offset")
+    tags = prof.get("tags") or {}
+    add = [v for k, v in tags.items() if re.fullmatch(r"(BOA|RADIO)_ADD_OFFSET", k.upper())]
+    if add: return Radiometry((1.0,) * n, (float(add[0]),) * n, "s2_baseline", f"{Path(path).name}: ADD_OFFSET tag {add[0]}")
+    pb = s2_processing_baseline(path, tags)
+    if pb is not None and pb >= 4 and np.dtype(prof["dtype"]).kind in "iu":
+        return Radiometry((1.0,) * n, (-1000.0,) * n, "s2_baseline", f"{Path(path).name}: processing baseline {pb:05.2f} ≥ 04.00, offset −1000 DN")
+    return Radiometry.identity(n)
+
 # %% ../nbs/01_data.ipynb #930e4160
 def _need_file(path:Path) -> Path:
     path = Path(path)
@@ -101,15 +155,27 @@ def _need_file(path:Path) -> Path:
     return path
 
 def _nodata_to_nan(a:np.ndarray, nodata) -> np.ndarray:
+    "float32 copy-free view of `a` with the nodata value and every non-finite value (NaN, ±inf) as NaN."
     a = a.astype(np.float32, copy=False)
     if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)): a[a == np.float32(nodata)] = np.nan
+    a[~np.isfinite(a)] = np.nan
     return a
+
+def _gdal_mask_to_nan(src, a:np.ndarray, bands:Sequence[int]|None=None) -> str|None:
+    "Set NaN where the file's GDAL mask (internal mask band, .msk sidecar, alpha) says invalid; return what was used."
+    from rasterio.enums import MaskFlags
+    bands = list(bands or range(1, src.count + 1))
+    flags = [src.mask_flag_enums[b - 1] for b in bands]
+    if all(MaskFlags.all_valid in f or MaskFlags.nodata in f for f in flags): return None # nodata: handled by the tag
+    valid = np.stack([src.read_masks(b) for b in bands])
+    a[valid == 0] = np.nan
+    return "alpha band" if any(MaskFlags.alpha in f for f in flags) else "GDAL mask band (internal or .msk sidecar)"
 
 # %% ../nbs/01_data.ipynb #e73d73c5
 def read_raster(path:str|Path, # GeoTIFF (or any GDAL raster)
                 count:int|None=None, # expected band count; `None` accepts any
                ) -> tuple[np.ndarray, dict]:
-    "Read all bands as float32 (C, H, W) with nodata as NaN; also return the rasterio profile and band descriptions."
+    "Read all bands as float32 (C, H, W), invalid pixels (nodata tag, NaN/inf, GDAL mask) as NaN; also return the profile."
     import rasterio
     from rasterio.errors import RasterioError
     path = _need_file(path)
@@ -119,10 +185,11 @@ def read_raster(path:str|Path, # GeoTIFF (or any GDAL raster)
             with rasterio.open(path) as src:
                 if count is not None and src.count != count:
                     raise DataError(path, f"has {src.count} bands, expected {count}")
-                a, prof = src.read(), dict(src.profile)
-                prof["descriptions"] = list(src.descriptions)
+                a, prof = _nodata_to_nan(src.read(), src.nodata), dict(src.profile)
+                prof.update(descriptions=list(src.descriptions), scales=tuple(src.scales), offsets=tuple(src.offsets),
+                            tags=src.tags(), mask=_gdal_mask_to_nan(src, a))
     except RasterioError as e: raise DataError(path, f"cannot be read, corrupt or truncated ({e})") from None
-    return _nodata_to_nan(a, prof.get("nodata")), prof
+    return a, prof
 
 # %% ../nbs/01_data.ipynb #7bcc9d5a
 def write_geotiff(path:str|Path, # destination .tif (written atomically)
@@ -147,6 +214,57 @@ def write_geotiff(path:str|Path, # destination .tif (written atomically)
     finally:
         if tmp.exists(): tmp.unlink()
 
+# %% ../nbs/01_data.ipynb #71274771
+HUGE_FILL = 1e30 # |value| at or above this is a fill value whatever the file says (float32's lowest is −3.4e38)
+
+def fill_candidates(dtype:str) -> list[float]:
+    "The fill values exports commonly write without a nodata tag, for a stored dtype."
+    dt = np.dtype(dtype)
+    if dt.kind == "u": return [float(np.iinfo(dt).max), 0.0]
+    if dt.kind == "i": return [float(np.iinfo(dt).min), -9999.0]
+    return [-9999.0, -32768.0]
+
+def find_untagged_fill(a:np.ndarray, # (C, H, W) float32, changed in place: fill pixels become NaN
+                       dtype:str, # the file's stored dtype, which decides the candidate values
+                       path, # named in the warnings
+                       candidates:bool=True, # also look for the dtype's usual fill values (off when the user gave one)
+                      ) -> list[str]:
+    "Take fill values that the file does not tag as nodata: huge values always, the dtype's usual fills when they fill whole rows or columns of a band. Returns notes."
+    notes = []
+    with np.errstate(invalid="ignore"): huge = np.abs(a) >= HUGE_FILL
+    if huge.any():
+        a[huge] = np.nan; notes.append(f"{int(huge.sum())} values of magnitude ≥ 1e30 taken as nodata (fill, no nodata tag)")
+    for v in fill_candidates(dtype) if candidates else []:
+        eq = a == np.float32(v)
+        if not eq.any(): continue
+        lines = eq.all(2).any(1) | eq.all(1).any(1) # per band: some whole row or column holds v
+        if lines.any():
+            n = int(eq[lines].sum()); a[lines] = np.where(eq[lines], np.nan, a[lines])
+            notes.append(f"{n} pixels of value {v:g} filling whole rows/columns taken as nodata (no nodata tag)")
+        elif eq.all(0).sum() >= max(2, 1e-3 * eq[0].size): # a lone dark or saturated pixel is data, not a fill area
+            warnings.warn(f"{path}: {int(eq.all(0).sum())} pixels hold {v:g} in every band; if that is a fill value, set the file's nodata tag or pass --nodata", DataWarning, stacklevel=2)
+    for n in notes: warnings.warn(f"{path}: {n}; set the file's nodata tag (or pass --nodata) to say so", DataWarning, stacklevel=2)
+    return notes
+
+def _image_units(x:np.ndarray, prof:dict, path, nodata, radiometry) -> np.ndarray:
+    "Finish reading an image: the stated or untagged fill value to NaN, the declared radiometry applied; `prof` gains both."
+    notes = [f"{prof['mask']} applied"] if prof.get("mask") else []
+    if nodata is not None: x[x == np.float32(nodata)] = np.nan
+    if prof.get("nodata") is None: notes += find_untagged_fill(x, prof["dtype"], path, candidates=nodata is None)
+    rad = file_radiometry(path, prof) if radiometry == "auto" else Radiometry.identity(prof["count"])
+    if rad.source != "none": notes.append(rad.note)
+    prof.update(radiometry=rad, notes=notes)
+    return rad.apply(x)
+
+def read_image(path:str|Path, # GeoTIFF (or any GDAL raster) of an image
+               count:int|None=None, # expected band count
+               *, nodata:float|None=None, # fill value to take as nodata when the file has no tag (`None`: look for one)
+               radiometry:Literal["auto", "raw"]="auto", # "auto": apply what the file declares (`file_radiometry`); "raw": stored values
+              ) -> tuple[np.ndarray, dict]:
+    "Read an image as float32 (C, H, W) in its declared units, every kind of invalid pixel as NaN; the profile gains `radiometry` and `notes`."
+    x, prof = read_raster(path, count)
+    return _image_units(x, prof, path, nodata, radiometry), prof
+
 # %% ../nbs/01_data.ipynb #713acc98
 def find_band_file(folder:Path, band:str) -> Path:
     "The single file in `folder` whose name ends with the band name (`*_B02.tif`, `*_B2.tif`, `*B8A.tif`)."
@@ -159,69 +277,160 @@ def find_band_file(folder:Path, band:str) -> Path:
     return hits[0]
 
 # %% ../nbs/01_data.ipynb #395b5c97
-def _reproject_to(src_path:Path, ref) -> np.ndarray:
-    "Band 1 of `src_path` resampled onto the grid of the open rasterio dataset `ref` (NaN outside)."
+def _reproject_to(src_path:Path, ref, nodata=None, radiometry="auto") -> tuple[np.ndarray, dict]:
+    "Band 1 of `src_path` as `read_image` reads it, resampled onto the grid of the open rasterio dataset `ref` (NaN outside)."
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
-    with rasterio.open(src_path) as s:
-        a = _nodata_to_nan(s.read(1), s.nodata)
-        if s.shape == ref.shape and s.transform == ref.transform: return a
-        if s.crs is not None and ref.crs is not None:
+    from rasterio.errors import RasterioError
+    try: s = rasterio.open(src_path)
+    except RasterioError as e: raise DataError(src_path, f"cannot be read, corrupt or truncated ({e})") from None
+    with s:
+        if (s.shape == ref.shape and s.transform == ref.transform) or (s.crs is not None and ref.crs is not None):
+            a, prof = read_image(src_path, nodata=nodata, radiometry=radiometry); a = a[0]
+            if a.shape == ref.shape and prof["transform"] == ref.transform: return a, prof
             dst = np.full(ref.shape, np.nan, np.float32)
             reproject(a, dst, src_transform=s.transform, src_crs=s.crs, dst_transform=ref.transform, dst_crs=ref.crs,
                       src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.bilinear)
-            return dst
-        return _nodata_to_nan(s.read(1, out_shape=ref.shape, resampling=Resampling.bilinear), s.nodata)
+            return dst, prof
+        # no georeference: the file covers the reference's extent at another resolution; GDAL's bilinear read fits it
+        prof = dict(s.profile, scales=tuple(s.scales), offsets=tuple(s.offsets), tags=s.tags(), mask=None)
+        a = _nodata_to_nan(s.read(1, out_shape=ref.shape, resampling=Resampling.bilinear)[None], s.nodata)
+    return _image_units(a, prof, src_path, nodata, radiometry)[0], prof
+
+def check_units(rads:Sequence[Radiometry], paths:Sequence) -> None:
+    "Refuse files of one dataset (or one scene) of which some are in physical units (scale/offset applied) and some as stored."
+    kinds = [r.physical for r in rads]
+    if len(set(kinds)) > 1:
+        a, b = paths[kinds.index(True)], paths[kinds.index(False)]
+        raise DataError(a, f"declares a scale/offset (physical units) but {b} declares none (stored units): they cannot be "
+                           "mixed; give every file the same declaration, or read the stored values with radiometry='raw' (--radiometry raw)")
+
+def combine_radiometry(rads:Sequence[Radiometry], paths:Sequence) -> Radiometry:
+    "One per-band `Radiometry` from single-band files; files that disagree on their units are refused."
+    check_units(rads, paths)
+    src = next((r.source for r in rads if r.source != "none"), "none")
+    return Radiometry(tuple(r.scale[0] for r in rads), tuple(r.offset[0] for r in rads), src, "; ".join(sorted({r.note for r in rads if r.note})))
 
 # %% ../nbs/01_data.ipynb #ee17cbe3
 def read_band_files(folder:str|Path, # folder with one GeoTIFF per band
                     bands:str|Sequence[str], # band names or a preset
                     ref_path:str|Path|None=None, # file whose grid to use; default: the finest selected band's file
+                    *, info:dict|None=None, # if given, filled with the bands' `radiometry` and the reading `notes`
+                    **read, # `nodata`, `radiometry`: passed to `read_image`
                    ) -> np.ndarray:
-    "Stack one-file-per-band products into float32 (C, H, W) on one reference grid."
+    "Stack one-file-per-band products into float32 (C, H, W) on one reference grid, in the bands' declared units."
     import rasterio
     from rasterio.errors import RasterioError
     folder = Path(folder)
     if not folder.is_dir(): raise DataError(folder, "folder not found")
     sel = select_bands(bands); files = [find_band_file(folder, b.name) for b in sel]
     ref_path = Path(ref_path) if ref_path else files[int(np.argmin([b.resolution for b in sel]))]
-    out = []
+    out, profs = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         try:
             with rasterio.open(_need_file(ref_path)) as ref:
                 for f in files:
-                    try: out.append(_reproject_to(_need_file(f), ref))
-                    except RasterioError as e: raise DataError(f, f"cannot be read, corrupt or truncated ({e})") from None
+                    a, p = _reproject_to(_need_file(f), ref, **read); out.append(a); profs.append(p)
         except RasterioError as e: raise DataError(ref_path, f"cannot be read, corrupt or truncated ({e})") from None
+    if info is not None:
+        info.update(radiometry=combine_radiometry([p["radiometry"] for p in profs], files),
+                    notes=[f"{f.name}: {n}" for f, p in zip(files, profs) for n in p["notes"]])
     return np.stack(out)
 
 # %% ../nbs/01_data.ipynb #4469d94f
 def read_stacked_tiff(path:str|Path, # TIFF stored (H, W, C)
                       count:int|None=None, # expected band count
                      ) -> np.ndarray:
-    "Read an H×W×C TIFF (SegMunich) with tifffile as float32 (C, H, W)."
+    "Read an H×W×C TIFF (SegMunich) with tifffile as float32 (C, H, W); NaN/inf and |values| ≥ 1e30 become NaN."
     import tifffile
     path = _need_file(path)
     try: a = tifffile.imread(path)
-    except Exception as e: raise DataError(path, f"cannot be read, corrupt or truncated ({type(e).__name__}: {e})") from None
+    except Exception as e:
+        if "imagecodecs" in str(e): raise DataError(path, f"compressed with a codec that is not installed ({e}); pip install imagecodecs") from None
+        raise DataError(path, f"cannot be read, corrupt or truncated ({type(e).__name__}: {e})") from None
     if a.ndim != 3: raise DataError(path, f"expected an H×W×C image, got shape {a.shape}")
     if count is not None and a.shape[-1] != count: raise DataError(path, f"has {a.shape[-1]} bands, expected {count}")
-    return np.ascontiguousarray(np.moveaxis(a, -1, 0)).astype(np.float32)
+    x = _nodata_to_nan(np.ascontiguousarray(np.moveaxis(a, -1, 0)).astype(np.float32), None)
+    find_untagged_fill(x, a.dtype.name, path, candidates=False)
+    return x
 
-def read_mask(path:str|Path) -> np.ndarray:
-    "Read a label raster (GeoTIFF through rasterio, PNG through Pillow) as int64 (H, W); RGB(A) keeps channel 0."
-    path = _need_file(path)
-    if path.suffix.lower() == ".png":
-        from PIL import Image
-        try:
-            with Image.open(path) as im: a = np.asarray(im)
-        except Exception as e: raise DataError(path, f"cannot be read, corrupt or truncated ({e})") from None
-        return (a[..., 0] if a.ndim == 3 else a).astype(np.int64)
-    a, _ = read_raster(path)
-    if np.isnan(a).any(): raise DataError(path, "mask holds nodata pixels; give them a class or the ignore index")
-    return a[0].astype(np.int64)
+def _georeferenced(crs, transform, shape:tuple|None=None) -> bool:
+    "True when a grid has a CRS and a transform, and a geographic CRS's bounds are longitudes and latitudes (else the georeference is void)."
+    if crs is None or transform is None or transform.is_identity: return False
+    if shape is not None and crs.is_geographic:
+        t, (h, w) = transform, shape; x0, y0, x1, y1 = t.c, t.f, t.c + t.a * w + t.b * h, t.f + t.d * w + t.e * h
+        if not (-180 <= min(x0, x1) and max(x0, x1) <= 360 and -90 <= min(y0, y1) and max(y0, y1) <= 90): return False
+    return True
+
+def _grid(p:dict) -> tuple: return p.get("crs"), p.get("transform"), (p.get("height"), p.get("width"))
+
+def _align_mask(a:np.ndarray, prof:dict, like:dict, path, info:dict) -> np.ndarray:
+    "Label bands (B, H, W) float with NaN put on the grid of the image profile `like` (nearest neighbour), or refused."
+    from rasterio.warp import reproject
+    from rasterio.enums import Resampling
+    shape = (like["height"], like["width"])
+    geo = _georeferenced(*_grid(prof)) and _georeferenced(*_grid(like))
+    if not geo: return a # nothing to align with: the layouts check the sizes
+    if a.shape[-2:] == shape and prof["crs"] == like["crs"] and prof["transform"].almost_equals(like["transform"]): return a
+    out = np.full((a.shape[0],) + shape, np.nan, np.float32)
+    for b in range(a.shape[0]):
+        reproject(a[b], out[b], src_transform=prof["transform"], src_crs=prof["crs"], dst_transform=like["transform"],
+                  dst_crs=like["crs"], src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.nearest)
+    if np.isnan(out).all(): raise DataError(path, "mask does not overlap its image (georeferences disagree: no common area)")
+    t, u = prof["transform"], like["transform"]
+    info.setdefault("notes", []).append(f"{Path(path).name}: mask grid (origin {t.c:g}, {t.f:g}, pixel {t.a:g}, {prof['crs']}) resampled onto the image grid (origin {u.c:g}, {u.f:g}, pixel {u.a:g}, {like['crs']}), nearest neighbour; {np.isnan(out[0]).mean():.1%} of the image not covered → ignore")
+    return out
+
+def _read_png(path:Path) -> np.ndarray:
+    "A PNG label as float32 (H, W) or (H, W, C); palette PNGs give their indices, transparent pixels NaN."
+    from PIL import Image
+    try:
+        with Image.open(path) as im: a = np.asarray(im.convert("L") if im.mode == "1" else im).astype(np.float32)
+    except Exception as e: raise DataError(path, f"cannot be read, corrupt or truncated ({e})") from None
+    if a.ndim == 3 and a.shape[-1] in (2, 4): # grey + alpha, RGB + alpha: transparent = unlabelled
+        a, alpha = a[..., :-1].copy(), a[..., -1]; a[alpha == 0] = np.nan
+    return a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a
+
+# %% ../nbs/01_data.ipynb #3424b8c3
+def _colour_classes(a:np.ndarray, colours, path) -> np.ndarray:
+    "(H, W, 3) colour label -> (H, W) class indices through `colours` (class k has colours[k]); NaN stays NaN."
+    bad = np.isnan(a).any(-1); rgb = np.where(bad[..., None], 0, a).astype(np.int64)
+    if colours is None:
+        if (rgb == rgb[..., :1]).all(): return np.where(bad, np.nan, rgb[..., 0]).astype(np.float32) # grey saved as RGB
+        u = np.unique(rgb[~bad].reshape(-1, 3), axis=0)
+        raise DataError(path, f"is a colour-coded RGB mask with {len(u)} colours ({', '.join('#%02x%02x%02x' % tuple(c) for c in u[:8])}{', …' if len(u) > 8 else ''}); "
+                              "give the colour of each class in class order (--class_colours '#ffffff,#0000ff,…' or class_colours=[(255, 255, 255), …])")
+    code = rgb[..., 0] * 65536 + rgb[..., 1] * 256 + rgb[..., 2]
+    table = {int(r) * 65536 + int(g) * 256 + int(b): k for k, (r, g, b) in enumerate(colours)}
+    u, inv = np.unique(code, return_inverse=True)
+    unknown = [c for c in u[np.bincount(inv.ravel(), weights=~bad.ravel(), minlength=len(u)) > 0] if int(c) not in table]
+    if unknown: raise DataError(path, f"colours not in the class table: {', '.join('#%06x' % c for c in unknown[:8])} ({int(np.isin(code[~bad], unknown).sum())} px)")
+    lut = np.array([table.get(int(c), -1) for c in u], np.float32)
+    return np.where(bad, np.nan, lut[inv.reshape(code.shape)])
+
+def read_mask(path:str|Path, # GeoTIFF (rasterio) or PNG (Pillow) label
+              *, ignore_index:int=255, # what unlabelled (nodata, transparent, uncovered) pixels become
+              like:dict|None=None, # the image's rasterio profile: a georeferenced mask is resampled onto its grid
+              encoding:Literal["index", "binary_255"]="index", # "binary_255": 0/255 (anti-aliased too) -> 0/1
+              colours:Sequence[Sequence[int]]|None=None, # RGB per class, for colour-coded masks
+              info:dict|None=None, # if given, gains `notes` on what was done
+             ) -> np.ndarray:
+    "Read a label as int64 (H, W) class codes: nodata -> `ignore_index`, colours through `colours`, aligned to `like`."
+    path = _need_file(path); info = {} if info is None else info
+    if path.suffix.lower() == ".png": a = _read_png(path)
+    else:
+        a, prof = read_raster(path)
+        if like is not None: a = _align_mask(a, prof, like, path, info)
+        a = a[0] if a.shape[0] == 1 else np.moveaxis(a[:3], 0, -1)
+    if a.ndim == 3: a = _colour_classes(a, colours, path)
+    if encoding == "binary_255":
+        if np.nanmax(a, initial=0) > 255: raise DataError(path, f"binary 0/255 mask holds values above 255 ({np.nanmax(a):g})")
+        a = np.where(np.isnan(a), np.nan, (a >= 128).astype(np.float32))
+    bad = np.isnan(a)
+    if bad.any(): info.setdefault("notes", []).append(f"{Path(path).name}: {int(bad.sum())} unlabelled (nodata) pixels → ignore index {ignore_index}")
+    return np.where(bad, ignore_index, a).astype(np.int64)
 
 # %% ../nbs/01_data.ipynb #a16f9a1b
 SEGMUNICH_REMAP = {21: 1, 22: 2, 23: 3, 31: 4, 32: 6, 33: 7, 41: 8, 13: 9, 14: 10}
@@ -283,7 +492,8 @@ def segmunich_items(root:str|Path, # SegMunich root holding {split}/img and {spl
     root = _need_dir(root); order = [band_name(b) for b in BAND_PRESETS["segmunich"]]
     keep = [order.index(b.name) for b in select_bands(bands) if b.name in order]
     if len(keep) != len(select_bands(bands)): raise ValueError(f"SegMunich holds only {order}")
-    for split in splits:
+    if not (root/"train").is_dir(): raise DataError(root/"train", "folder not found: a SegMunich root holds train/ (and val/, test/)")
+    for split in (s for s in splits if s == "train" or (root/s).is_dir()): # val/ and test/ when present
         for f in _tifs(root/split/"img"):
             m = _match(f, _need_dir(root/split/"label"))
             x = read_stacked_tiff(f, count=len(order))[keep]; y = remap_segmunich(read_mask(m), m, ignore_index)
@@ -325,7 +535,9 @@ def oscd_items(root:str|Path, # OSCD root (holding the "… - Images" and "… -
                cities:Sequence[str]|None=None, # default: the cities in train.txt
                bands:str|Sequence[str]="s2", # 13 bands by default; "segmunich" for the paper's 10
                val_cities:Sequence[str]=(), # cities put in the validation split
-               test_cities:Sequence[str]=()) -> Iterator[Item]:
+               test_cities:Sequence[str]=(),
+               **read, # `nodata`, `radiometry`: how band files are read (`read_image`)
+              ) -> Iterator[Item]:
     "Yield OSCD cities as change `Item`s: image (2, C, H, W) on the 10 m grid, mask {0, 1}."
     import rasterio
     img_dir, lab_dir = _oscd_dirs(root)
@@ -336,18 +548,23 @@ def oscd_items(root:str|Path, # OSCD root (holding the "… - Images" and "… -
     for city in cities:
         d1, d2 = _need_dir(img_dir/city/"imgs_1"), _need_dir(img_dir/city/"imgs_2")
         ref = find_band_file(d1, ref_band)
-        x = np.stack([read_band_files(d1, bands, ref), read_band_files(d2, bands, ref)])
+        i1, i2 = {}, {}
+        x = np.stack([read_band_files(d1, bands, ref, info=i1, **read), read_band_files(d2, bands, ref, info=i2, **read)])
+        check_units([i1["radiometry"], i2["radiometry"]], [d1, d2])
+        rad = i1["radiometry"] if i1["radiometry"].source != "none" else i2["radiometry"]
         y, lf = oscd_label(lab_dir, city)
         _check_shapes(x, y, ref, lf)
         r, c = _common_extent(x)
         split = "val" if city in val_cities else "test" if city in test_cities else "train"
         srcs = [find_band_file(d, b.name) for d in (d1, d2) for b in sel] + [lf]
         yield Item(city, np.ascontiguousarray(x[..., r, c]), np.ascontiguousarray(y[r, c]), split, srcs,
-                   common_dtype(file_dtype(f) for f in srcs[:-1]))
+                   common_dtype(file_dtype(f) for f in srcs[:-1]), rad, i1["notes"] + i2["notes"])
 
 # %% ../nbs/01_data.ipynb #34633b77
 def sen1floods11_items(root:str|Path, # folder holding S2/ and Labels/ (or S2Hand/ and LabelHand/)
-                       bands:str|Sequence[str]="s2", ignore_index:int=255, val_fraction:float=0.0, seed:int=0) -> Iterator[Item]:
+                       bands:str|Sequence[str]="s2", ignore_index:int=255, val_fraction:float=0.0, seed:int=0,
+                       **read, # `nodata`, `radiometry`: how images are read (`read_image`)
+                      ) -> Iterator[Item]:
     "Yield Sen1Floods11 hand-labelled chips: 13-band S2 image, water mask {0: not water, 1: water}, −1 to ignore."
     root = _need_dir(root)
     s2 = next((root/d for d in ("S2", "S2Hand") if (root/d).is_dir()), root/"S2")
@@ -356,9 +573,10 @@ def sen1floods11_items(root:str|Path, # folder holding S2/ and Labels/ (or S2Han
     idx = [list(S2_BANDS).index(b.name) for b in select_bands(bands)]
     for f in files:
         m = _match(f, _need_dir(lab), (("S2Hand", "LabelHand"),))
-        x, _ = read_raster(f, count=13); y = read_mask(m)
+        x, prof = read_image(f, count=13, **read); info = dict(notes=list(prof["notes"]))
+        y = read_mask(m, ignore_index=ignore_index, like=prof, info=info)
         y = np.where(y == -1, ignore_index, y); check_mask_values(y, 2, ignore_index, m); _check_shapes(x, y, f, m)
-        yield Item(f.stem, x[idx], y, "val" if f.stem in val else "train", [f, m], file_dtype(f))
+        yield Item(f.stem, x[idx], y, "val" if f.stem in val else "train", [f, m], file_dtype(f), prof["radiometry"].select(idx), info["notes"])
 
 def _pick_val(names:Sequence[str], frac:float, seed:int) -> set:
     "A seeded choice of `round(frac * n)` names for validation (at least one when `frac > 0` and n > 1)."
@@ -372,39 +590,115 @@ def folder_task(root:str|Path) -> str:
     root = _need_dir(root)
     return "change" if any((d/"img1").is_dir() for d in [root] + [root/s for s in ("train", "val", "test")]) else "seg"
 
-def _read_folder_image(f:Path, sel:list[Band]) -> np.ndarray:
-    x, prof = read_raster(f)
-    desc = prof["descriptions"]
-    try: names = [band_name(d) for d in desc]
-    except (ValueError, TypeError): names = None
+MASK_SUFFIXES = (".tif", ".tiff", ".png")
+
+def folder_masks(root:str|Path) -> list[Path]:
+    "Every mask file (GeoTIFF or PNG) under the folder layout's `mask/` folders."
+    root = _need_dir(root)
+    fs = sorted(p for p in root.rglob("*") if p.parent.name == "mask" and p.suffix.lower() in MASK_SUFFIXES and not p.name.startswith("."))
+    if not fs: raise DataError(root, "no mask files (.tif, .tiff or .png) in a mask/ folder")
+    return fs
+
+def mask_encoding(files:Sequence[Path], # every mask of the dataset
+                  num_classes:int|None=None, # the number of classes, when the user gave names
+                 ) -> tuple[str, int]:
+    "('binary_255', 2) for 0/255 masks (anti-aliased greys allowed), else ('index', largest class code + 1)."
+    counts = np.zeros(256, np.int64); top, other = -1, 0
+    for f in files:
+        a = read_mask(f, ignore_index=-1) if f.suffix.lower() != ".png" else _read_png(f)
+        if a.ndim == 3: a = _colour_classes(a, None, f) # grey saved as RGB, or refused: colour masks need their table
+        a = a[np.isfinite(a) & (a >= 0)].astype(np.int64)
+        small = a[a < 256]; counts += np.bincount(small, minlength=256); other += int(a.size - small.size); top = max(top, int(a.max(initial=-1)))
+    n01 = counts[0] + counts[255]; total = counts.sum() + other
+    binary = counts[255] > 0 and counts[1] == 0 and other == 0 and n01 >= 0.9 * total and num_classes in (None, 2)
+    if binary: return "binary_255", 2
+    return "index", int(counts[:255].nonzero()[0].max(initial=-1) + 1) if other == 0 else top + 1
+
+# %% ../nbs/01_data.ipynb #f632fe32
+def description_bands(descriptions:Sequence[str|None]) -> list[str]|None:
+    "Sentinel-2 band names from GeoTIFF band descriptions ('B02', 'b8a', 'B4 (red)'), or None unless every band is named."
+    out = []
+    for d in descriptions:
+        m = re.match(r"\s*[Bb](?:and\s*)?0*(\d{1,2})([Aa]?)(?![\w.])", str(d or ""))
+        try: out.append(band_name(f"B{m[1]}{m[2]}") if m else None)
+        except ValueError: out.append(None)
+    return out if out and None not in out and len(set(out)) == len(out) else None
+
+def folder_bands(root:str|Path) -> str|None:
+    "The bands named by the first image's descriptions (comma-separated), or None when it has none."
+    root = _need_dir(root); task = folder_task(root)
+    d = next((p for p in [root] + [root/s for s in SPLITS] if (p/("img1" if task == "change" else "img")).is_dir()), root)
+    _, prof = read_raster(_tifs(d/("img1" if task == "change" else "img"))[0])
+    names = description_bands(prof["descriptions"])
+    return ",".join(names) if names else None
+
+def _read_folder_image(f:Path, sel:list[Band], assumed:bool=False, **read) -> tuple[np.ndarray, dict]:
+    "One image of the folder layout with the bands `sel`, by the file's band names when it has them, else by position."
+    x, prof = read_image(f, **read)
+    names = description_bands(prof["descriptions"])
     if names:
         miss = [b.name for b in sel if b.name not in names]
         if miss: raise DataError(f, f"bands {miss} not in the file's bands {names}")
-        return x[[names.index(b.name) for b in sel]]
+        idx = [names.index(b.name) for b in sel]
+        prof["radiometry"] = prof["radiometry"].select(idx)
+        return x[idx], prof
     if x.shape[0] != len(sel): raise DataError(f, f"has {x.shape[0]} bands, expected {len(sel)} ({', '.join(b.name for b in sel)})")
-    return x
+    if assumed:
+        warnings.warn(f"{f}: no band descriptions; assuming its {len(sel)} bands are {', '.join(b.name for b in sel)} in that order "
+                      "(the default --bands preset). If the file is in another order (by wavelength: B2, B3, B4, B5, B6, B7, B8, B8A, B11, B12), "
+                      "pass --bands with its order", DataWarning, stacklevel=2)
+        prof["notes"].append(f"band order assumed: {', '.join(b.name for b in sel)} (no band descriptions)")
+    return x, prof
 
+def _align_image(x:np.ndarray, prof:dict, like:dict, path) -> np.ndarray:
+    "A date-2 image (C, H, W) on another georeferenced grid resampled onto date 1's (bilinear)."
+    from rasterio.warp import reproject
+    from rasterio.enums import Resampling
+    same = x.shape[-2:] == (like["height"], like["width"])
+    if not (_georeferenced(*_grid(prof)) and _georeferenced(*_grid(like))): return x
+    if same and prof["crs"] == like["crs"] and prof["transform"].almost_equals(like["transform"]): return x
+    out = np.full((x.shape[0], like["height"], like["width"]), np.nan, np.float32)
+    for b in range(x.shape[0]):
+        reproject(x[b], out[b], src_transform=prof["transform"], src_crs=prof["crs"], dst_transform=like["transform"],
+                  dst_crs=like["crs"], src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.bilinear)
+    if np.isnan(out).all(): raise DataError(path, "date-2 image does not overlap date 1 (georeferences disagree: no common area)")
+    prof["notes"].append(f"{Path(path).name}: resampled onto date 1's grid (bilinear)")
+    return out
+
+# %% ../nbs/01_data.ipynb #61b6f199
 def folder_items(root:str|Path, # folder with img/ + mask/ (or img1/, img2/, mask/), optionally under train/ val/ test/
                  bands:str|Sequence[str]="segmunich", num_classes:int|None=None, ignore_index:int=255,
-                 val_fraction:float=0.0, seed:int=0) -> Iterator[Item]:
-    "Yield image/mask (or two dates/change mask) GeoTIFF pairs from a plain folder."
+                 val_fraction:float=0.0, seed:int=0,
+                 *, assumed_order:bool=False, # `bands` was not given: warn when a file has no band descriptions
+                 encoding:Literal["index", "binary_255"]="index", # mask encoding (see `mask_encoding`)
+                 colours:Sequence[Sequence[int]]|None=None, # RGB per class, for colour-coded masks
+                 **read, # `nodata`, `radiometry`: how images are read (`read_image`)
+                ) -> Iterator[Item]:
+    "Yield image/mask (or two dates/change mask) GeoTIFF pairs from a plain folder, masks aligned to their images."
     root = _need_dir(root); sel = select_bands(bands); task = folder_task(root)
     splits = [s for s in ("train", "val", "test") if (root/s).is_dir()]
     groups = [(root/s, s) for s in splits] or [(root, None)]
+    warn = assumed_order
     for d, split in groups:
         imgs = _tifs(d/("img1" if task == "change" else "img")); mdir = _need_dir(d/"mask")
         val = _pick_val([f.stem for f in imgs], val_fraction, seed) if split is None else set()
         for f in imgs:
             m = _match(f, mdir)
+            x, prof = _read_folder_image(f, sel, warn, **read)
+            warn = warn and description_bands(prof["descriptions"]) is not None # warn about the assumed order once
+            rads, notes = [prof["radiometry"]], list(prof["notes"])
             if task == "change":
                 f2 = _match(f, _need_dir(d/"img2"), ())
-                a, b = _read_folder_image(f, sel), _read_folder_image(f2, sel)
-                if a.shape != b.shape: raise DataError(f2, f"date-2 image is {b.shape} but date 1 {f} is {a.shape}")
-                x, srcs = np.stack([a, b]), [f, f2, m]
-            else: x, srcs = _read_folder_image(f, sel), [f, m]
-            y = read_mask(m); _check_shapes(x, y, f, m)
+                b, p2 = _read_folder_image(f2, sel, False, **read); b = _align_image(b, p2, prof, f2)
+                if x.shape != b.shape: raise DataError(f2, f"date-2 image is {b.shape} but date 1 {f} is {x.shape}")
+                check_units([prof["radiometry"], p2["radiometry"]], [f, f2]); notes += p2["notes"]
+                x, srcs = np.stack([x, b]), [f, f2, m]
+            else: srcs = [f, m]
+            info = dict(notes=notes)
+            y = read_mask(m, ignore_index=ignore_index, like=prof, encoding=encoding, colours=colours, info=info); _check_shapes(x, y, f, m)
             if num_classes is not None: check_mask_values(y, num_classes, ignore_index, m)
-            yield Item(f.stem, x, y, split or ("val" if f.stem in val else "train"), srcs, common_dtype(file_dtype(p) for p in srcs[:-1]))
+            yield Item(f.stem, x, y, split or ("val" if f.stem in val else "train"), srcs, common_dtype(file_dtype(p) for p in srcs[:-1]),
+                       prof["radiometry"], info["notes"])
 
 # %% ../nbs/01_data.ipynb #2408d90f
 def patch_starts(size:int, patch:int, overlap:float) -> list[int]:
@@ -484,6 +778,7 @@ def _band_stats(path:Path, # flat float32 file of patches
             s += v0.sum(1); s2 += (v0**2).sum(1); n += ok.sum(1)
             chunks.append(v[:, ::step].copy())
     smp = np.concatenate(chunks, 1)
+    if (empty := np.flatnonzero(n == 0)).size: raise DataError(path.parent, f"band(s) {empty.tolist()} have no valid pixel in the training split (all nodata): drop them (bad bands) or check their nodata value")
     mean = s / np.maximum(n, 1)
     return dict(mean=mean.tolist(), std=np.sqrt(np.maximum(s2 / np.maximum(n, 1) - mean**2, 0)).tolist(),
                 min=np.nanmin(smp, 1).tolist(), max=np.nanmax(smp, 1).tolist(),
@@ -511,24 +806,44 @@ def _commit(stage:Path, out:Path):
     os.replace(stage, out)
     shutil.rmtree(old, ignore_errors=True)
 
+# %% ../nbs/01_data.ipynb #630b39e7
+def dataset_radiometry(rads:Sequence[Radiometry|None], # one per item; None: as stored
+                       paths:Sequence, # each item's first source file, named in errors and warnings
+                       n_bands:int) -> dict:
+    "The radiometry of a whole dataset for `dataset.json`: its units, what was applied, and the scale/offset synthetic files are written with."
+    rads = [r or Radiometry.identity(n_bands) for r in rads]
+    check_units(rads, paths)
+    phys = bool(rads) and rads[0].physical
+    count = {s: sum(r.source == s for r in rads) for s in ("none", "file", "s2_baseline")}
+    if count["s2_baseline"] and count["none"]:
+        warnings.warn(f"{count['s2_baseline']} scene(s) are Sentinel-2 processing baseline ≥ 04.00 and had the −1000 DN offset applied, "
+                      f"{count['none']} declare no baseline and were used as stored (e.g. {paths[[r.source for r in rads].index('none')]}); "
+                      "if those are baseline ≥ 04.00 too, their values are 1000 DN high", DataWarning, stacklevel=2)
+    ref = next((r for r in rads if r.physical), None)
+    return dict(units="physical" if phys else "stored", applied={k: v for k, v in count.items() if v},
+                write_scale=list(ref.scale) if ref else [1.0] * n_bands, write_offset=list(ref.offset) if ref else [0.0] * n_bands,
+                notes=sorted({r.note for r in rads if r.note})[:20])
+
 # %% ../nbs/01_data.ipynb #6d6863d9
 def _write_patches(items, stage:Path, out:Path, *, task, sel, class_names, P, T, overlap, max_invalid, ignore_index,
                    percentiles, max_stat_pixels, params, checksums, progress) -> dict:
     "Stream patches of `items` into `stage`; return the metadata for dataset.json."
     C, K = len(sel), len(class_names)
-    rec, item_meta, counts, dtypes = [], [], np.zeros((len(SPLITS), K + 1), np.int64), set()
+    rec, item_meta, counts, dtypes, rads, firsts = [], [], np.zeros((len(SPLITS), K + 1), np.int64), set(), [], []
     with open(stage/"images.f32", "wb") as fi, open(stage/"masks.u8", "wb") as fm:
         for k, it in enumerate(items):
             _check_item(it, task, C, K, ignore_index)
-            s = SPLITS.index(it.split); n0 = len(rec); dtypes.add(it.dtype)
+            s = SPLITS.index(it.split); n0 = len(rec); dtypes.add(it.dtype); rads.append(it.radiometry); firsts.append(it.sources[0] if it.sources else it.name)
             for y, x, ip, mp in iter_patches(it, P, overlap, max_invalid, ignore_index):
                 mp = np.where(invalid_pixels(ip, mp, ignore_index), ignore_index, mp).astype(np.uint8)
                 fi.write(np.ascontiguousarray(ip, np.float32).tobytes()); fm.write(mp.tobytes())
                 rec.append((k, y, x, s)); counts[s] += np.bincount(np.minimum(mp.ravel(), K), minlength=K + 1)
             if progress: print(f"{it.name}: {len(rec) - n0} patches")
-            item_meta.append(dict(name=it.name, split=it.split, shape=list(it.image.shape), patches=len(rec) - n0,
+            item_meta.append(dict(name=it.name, split=it.split, shape=list(it.image.shape), patches=len(rec) - n0, notes=list(it.notes),
+                                  radiometry=it.radiometry.source if it.radiometry else "none",
                                   sources=[dict(path=str(p), bytes=Path(p).stat().st_size, sha256=file_sha256(p) if checksums else None) for p in it.sources]))
             del it
+    radiometry = dataset_radiometry(rads, firsts, C)
     if not rec: raise DataError(out, f"no patch kept: every patch is smaller than {P} px or more than {max_invalid:.0%} invalid")
     patches = np.array(rec, np.int32); np.save(stage/"patches.npy", patches)
     shape = [len(rec)] + ([2] if T == 2 else []) + [C, P, P]
@@ -540,7 +855,7 @@ def _write_patches(items, stage:Path, out:Path, *, task, sel, class_names, P, T,
                 class_pixels={sp: counts[i, :K].tolist() for i, sp in enumerate(SPLITS)},
                 ignored_pixels={sp: int(counts[i, K]) for i, sp in enumerate(SPLITS)},
                 stats=_band_stats(stage/"images.f32", shape, train, percentiles, max_stat_pixels), overlap=overlap, max_invalid=max_invalid,
-                items=item_meta, params=params or {}, files=["images.f32", "masks.u8", "patches.npy"])
+                radiometry=radiometry, items=item_meta, params=params or {}, files=["images.f32", "masks.u8", "patches.npy"])
     return meta
 
 # %% ../nbs/01_data.ipynb #87a2facf

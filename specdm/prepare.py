@@ -5,40 +5,64 @@
 # %% ../nbs/01b_prepare.ipynb #feb89d08
 from __future__ import annotations
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 from fastcore.script import call_parse, Param, store_true
 
-from .data import (SEGMUNICH_CLASSES, DataError, PreparedDataset, folder_items, folder_task, oscd_items,
+from .data import (SEGMUNICH_CLASSES, DataError, PreparedDataset, folder_bands, folder_items, folder_masks, folder_task,
+                         mask_encoding, oscd_items,
                          prepare_dataset, segmunich_items, select_bands, sen1floods11_items)
 from .scenes import SCENE_CLASSES, scene_items
 
 # %% auto #0
-__all__ = ['Layout', 'CHANGE_CLASSES', 'prepare', 'specdm_prepare']
+__all__ = ['Layout', 'CHANGE_CLASSES', 'parse_colours', 'prepare', 'specdm_prepare']
 
 # %% ../nbs/01b_prepare.ipynb #3dd81075
 Layout = Literal["scenes", "segmunich", "oscd", "sen1floods11", "folder"]
 CHANGE_CLASSES = ("no change", "change")
 
-def _folder_classes(src:Path, class_names) -> list[str]:
-    "Class names given, or read from `classes.txt`, or `class_k` up to the largest value in the masks."
-    if class_names: return list(class_names)
-    if (src/"classes.txt").is_file(): return [l.strip() for l in (src/"classes.txt").read_text().splitlines() if l.strip()]
-    if folder_task(src) == "change": return list(CHANGE_CLASSES)
-    from specdm.data import read_mask
-    top = max(int(read_mask(m).clip(max=254).max()) for m in src.rglob("mask/*.tif"))
-    return [f"class_{k}" for k in range(top + 1)]
+def parse_colours(colours:str|Sequence|None) -> list[tuple[int, int, int]]|None:
+    "Class colours from '#ffffff,#0000ff,…', '255,255,255;0,0,255;…' or a list of RGB triples (class order)."
+    if colours is None or isinstance(colours, (list, tuple)): return [tuple(int(v) for v in c) for c in colours] if colours else None
+    s = colours.strip()
+    try:
+        if "#" in s: out = [tuple(int(h.strip().lstrip("#")[k:k+2], 16) for k in (0, 2, 4)) for h in s.split(",") if h.strip()]
+        else: out = [tuple(int(v) for v in c.split(",")) for c in s.split(";") if c.strip()]
+    except ValueError: out = []
+    if not out or any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in out):
+        raise ValueError(f"class colours {colours!r}: give '#rrggbb,#rrggbb,…' or 'r,g,b;r,g,b;…' with values 0..255")
+    return out
+
+def _folder_classes(src:Path, class_names, colours=None) -> tuple[list[str], str]:
+    "Class names (given, `classes.txt`, or from the masks) and the masks' encoding (`specdm.data.mask_encoding`)."
+    names = list(class_names) if class_names else None
+    if not names and (src/"classes.txt").is_file(): names = [l.strip() for l in (src/"classes.txt").read_text().splitlines() if l.strip()]
+    if colours:
+        names = names or [f"class_{k}" for k in range(len(colours))]
+        if len(names) != len(colours): raise ValueError(f"{len(colours)} class colours for {len(names)} class names")
+        return names, "index"
+    if not names and folder_task(src) == "change": names = list(CHANGE_CLASSES)
+    enc, k = mask_encoding(folder_masks(src), len(names) if names else None)
+    if enc == "binary_255": return names or ["background", "foreground"], enc
+    if not names:
+        if k <= 0: raise DataError(src/"mask", "the masks hold no class value (only the ignore index 255 or nodata)")
+        names = [f"class_{c}" for c in range(k)]
+    return names, enc
 
 # %% ../nbs/01b_prepare.ipynb #0a044c5a
 def prepare(layout:Layout, # which reader
             out:str|Path, # destination folder of the prepared dataset
             src:str|Path|None=None, # raw dataset root (not used for "scenes")
-            *, bands:str="segmunich", patch_size:int=128, overlap:float=0.0, max_invalid:float=0.5,
+            *, bands:str|None=None, # preset or comma-separated names; None: the files' own (folder) or "segmunich"
+            patch_size:int=128, overlap:float=0.0, max_invalid:float=0.5,
             task:Literal["seg", "change"]="seg", # scenes only; the other layouts know their task
             n_scenes:int=32, scene_size:int=256, seed:int=0, # scenes only
             val_fraction:float=0.25, # scenes, sen1floods11 and flat folders: share of scenes in "val"
             cities:str|None=None, val_cities:str|None=None, # OSCD: comma-separated; default all of train.txt / none
             class_names:str|None=None, # folder: comma-separated class names
+            class_colours:str|Sequence|None=None, # folder: colour per class for RGB colour-coded masks ('#ffffff,#0000ff,…')
+            nodata:float|None=None, # image fill value for files without a nodata tag (None: found where it fills rows/columns)
+            radiometry:Literal["auto", "raw"]="auto", # "auto": apply the scale/offset the files declare; "raw": stored values
             overwrite:bool=False, checksums:bool=True, progress:bool=False) -> Path:
     "Prepare a dataset from a raw layout or the built-in scenes; return the prepared folder."
     split = lambda s: [c.strip() for c in s.split(",") if c.strip()] if s else None
@@ -46,16 +70,22 @@ def prepare(layout:Layout, # which reader
                   max_invalid=max_invalid, task=task, n_scenes=n_scenes, scene_size=scene_size, seed=seed,
                   val_fraction=val_fraction, cities=cities, val_cities=val_cities, class_names=class_names)
     if layout != "scenes" and src is None: raise ValueError(f"layout {layout!r} needs src")
+    read = dict(nodata=nodata, radiometry=radiometry); colours = parse_colours(class_colours); assumed = False
+    if bands is None and layout == "folder":
+        bands = folder_bands(src); assumed = bands is None; bands = bands or "segmunich"
+    bands = bands or "segmunich"
+    params.update(bands=bands, bands_assumed=assumed, class_colours=[list(c) for c in colours] if colours else None, nodata=nodata, radiometry=radiometry)
     if layout == "scenes":
         items = scene_items(n_scenes, scene_size, seed, bands, task, val_fraction)
         classes = SCENE_CLASSES if task == "seg" else CHANGE_CLASSES
     elif layout == "segmunich": items, classes, task = segmunich_items(src, bands=bands), SEGMUNICH_CLASSES, "seg"
     elif layout == "oscd":
-        items, classes, task = oscd_items(src, split(cities), bands, split(val_cities) or ()), CHANGE_CLASSES, "change"
-    elif layout == "sen1floods11": items, classes, task = sen1floods11_items(src, bands, val_fraction=val_fraction, seed=seed), ("not water", "water"), "seg"
+        items, classes, task = oscd_items(src, split(cities), bands, split(val_cities) or (), **read), CHANGE_CLASSES, "change"
+    elif layout == "sen1floods11": items, classes, task = sen1floods11_items(src, bands, val_fraction=val_fraction, seed=seed, **read), ("not water", "water"), "seg"
     elif layout == "folder":
-        classes = _folder_classes(Path(src), split(class_names)); task = folder_task(src)
-        items = folder_items(src, bands, len(classes), val_fraction=val_fraction, seed=seed)
+        classes, enc = _folder_classes(Path(src), split(class_names), colours); task = folder_task(src); params["mask_encoding"] = enc
+        items = folder_items(src, bands, len(classes), val_fraction=val_fraction, seed=seed, assumed_order=assumed,
+                             encoding=enc, colours=colours, **read)
     else: raise ValueError(f"unknown layout {layout!r}; choose from scenes, segmunich, oscd, sen1floods11, folder")
     return prepare_dataset(items, out, task=task, bands=bands, class_names=classes, patch_size=patch_size, overlap=overlap,
                            max_invalid=max_invalid, overwrite=overwrite, params=params, checksums=checksums, progress=progress)
@@ -65,7 +95,7 @@ def prepare(layout:Layout, # which reader
 def specdm_prepare(layout:Param("scenes, segmunich, oscd, sen1floods11 or folder", str)="scenes",
                    out:Param("destination folder", str)="prepared/scenes",
                    src:Param("raw dataset root (not for scenes)", str)=None,
-                   bands:Param("band preset (segmunich, s2, s2_10band, rgb) or comma-separated names", str)="segmunich",
+                   bands:Param("band preset (segmunich, s2, s2_10band, rgb) or comma-separated names; default: the files' band descriptions (folder), else segmunich", str)=None,
                    patch_size:Param("patch size in pixels", int)=128,
                    overlap:Param("overlap rate between neighbouring patches, in [0, 1)", float)=0.0,
                    max_invalid:Param("drop patches with more than this share of nodata/ignored pixels", float)=0.5,
@@ -77,12 +107,20 @@ def specdm_prepare(layout:Param("scenes, segmunich, oscd, sen1floods11 or folder
                    cities:Param("oscd: comma-separated cities (default: train.txt)", str)=None,
                    val_cities:Param("oscd: comma-separated validation cities", str)=None,
                    class_names:Param("folder: comma-separated class names", str)=None,
+                   class_colours:Param("folder: colour of each class for RGB colour-coded masks, '#ffffff,#0000ff,…' or 'r,g,b;r,g,b;…'", str)=None,
+                   nodata:Param("image fill value for files without a nodata tag (default: found where it fills whole rows/columns)", float)=None,
+                   radiometry:Param("auto: apply the scale/offset (and Sentinel-2 baseline-04.00 offset) the files declare; raw: stored values", str)="auto",
                    overwrite:Param("replace a non-empty destination", store_true)=False,
                    quiet:Param("no per-scene progress lines", store_true)=False):
     "Prepare a dataset for specdm: patches, normalisation statistics and metadata in a memory-mapped folder."
-    try:
-        p = prepare(layout, out, src, bands=bands, patch_size=patch_size, overlap=overlap, max_invalid=max_invalid, task=task,
+    import sys, warnings
+    from specdm.data import DataWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DataWarning)
+        warnings.showwarning = lambda m, c, *a, **k: print(f"specdm_prepare: warning: {m}", file=sys.stderr)
+        try: p = prepare(layout, out, src, bands=bands, patch_size=patch_size, overlap=overlap, max_invalid=max_invalid, task=task,
                     n_scenes=n_scenes, scene_size=scene_size, seed=seed, val_fraction=val_fraction, cities=cities,
-                    val_cities=val_cities, class_names=class_names, overwrite=overwrite, progress=not quiet)
-    except (DataError, ValueError) as e: raise SystemExit(f"specdm_prepare: {e}")
+                    val_cities=val_cities, class_names=class_names, class_colours=class_colours, nodata=nodata, radiometry=radiometry,
+                    overwrite=overwrite, progress=not quiet)
+        except (DataError, ValueError) as e: raise SystemExit(f"specdm_prepare: {e}")
     print(PreparedDataset(p))

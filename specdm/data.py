@@ -761,6 +761,8 @@ def _check_item(it:Item, task:str, n_bands:int, num_classes:int, ignore_index:in
     if it.split not in SPLITS: raise DataError(where, f"unknown split {it.split!r}")
     check_mask_values(it.mask, num_classes, ignore_index, it.sources[-1] if it.sources else it.name)
     if np.isnan(it.image).all(): raise DataError(where, "no valid pixel: the image is nodata only")
+    empty = np.flatnonzero(np.isnan(it.image.reshape(-1, *it.image.shape[-3:])).all((0, 2, 3)))
+    if empty.size: raise DataError(where, f"band(s) {empty.tolist()} have no valid pixel (all nodata): bad bands; leave them out with --bands, or check their nodata value")
 
 # %% ../nbs/01_data.ipynb #17adb143
 def _band_stats(path:Path, # flat float32 file of patches

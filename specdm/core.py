@@ -17,7 +17,8 @@ from safetensors.torch import load as st_load, save as st_save
 __all__ = ['process_rank', 'seed_everything', 'get_device', 'atomic_write', 'save_json', 'load_json', 'file_sha256',
            'CheckpointError', 'save_tensors', 'load_tensors', 'save_checkpoint', 'load_checkpoint', 'epoch_batches',
            'SeededItems', 'micro_batches', 'rng_state', 'set_rng_state', 'append_log', 'read_log', 'trim_log',
-           'staged_folder', 'clean_partials', 'commit_step', 'resolve_checkpoint', 'config_parser', 'parse_config']
+           'staged_folder', 'clean_partials', 'commit_step', 'resolve_checkpoint', 'coerce_value', 'field_types',
+           'check_fields', 'config_from_params', 'notebook_params', 'config_parser', 'parse_config']
 
 # %% ../nbs/00_core.ipynb #0f319eca
 def process_rank() -> int:
@@ -231,30 +232,146 @@ def resolve_checkpoint(path:str|Path) -> Path:
             return target
     raise CheckpointError(f"{path}: no checkpoint here (no config.json, latest pointer or ckpt/ folder)")
 
-# %% ../nbs/00_core.ipynb #b91665c3
-def _bool_arg(s:str) -> bool: return s.lower() in ("1", "true", "yes")
+# %% ../nbs/00_core.ipynb #85d7417d
+_TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")
+_PLAIN = (str, int, float, bool, list, tuple, dict, type(None)) # what a parameter cell or papermill can set
 
+def _type_name(tp) -> str:
+    "Readable name of a field type: `int`, `tuple of int`, `one of ('a', 'b')`."
+    import typing
+    o, a = typing.get_origin(tp), typing.get_args(tp)
+    if o is typing.Literal: return f"one of {a}"
+    if o in (tuple, list): return f"{o.__name__} of {_type_name(a[0]) if a else 'values'}"
+    return " or ".join(map(_type_name, a)) if a else getattr(tp, "__name__", str(tp))
+
+def _read_seq(name:str, s:str, elem) -> list:
+    "A list as papermill -p or a shell passes it: '[1, 2]', '(1,2)', '1,2', '2'; strings also unquoted, 'a,b'."
+    import ast
+    try: v = ast.literal_eval(s.strip())
+    except (ValueError, SyntaxError):
+        if elem is not str: raise ValueError(f"{name} must be a {_type_name(tuple[elem, ...])}, got {s!r}; write it like [1, 2]") from None
+        v = [x.strip().strip("'\"") for x in s.strip().strip("[]()").split(",") if x.strip()]
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+# %% ../nbs/00_core.ipynb #ae2887bb
+def _scalar(name:str, tp, v):
+    "`v` as int, float, bool or str (strings read as papermill -p and the shell pass them); ValueError otherwise."
+    s = v.strip() if isinstance(v, str) else None
+    if tp is bool:
+        if isinstance(v, bool): return v
+        if s is not None and s.lower() in _TRUE + _FALSE: return s.lower() in _TRUE
+        if type(v) is int and v in (0, 1): return bool(v)
+        raise ValueError(f"{name} must be true or false, got {v!r}")
+    if tp in (int, float):
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and (tp is float or float(v).is_integer()): return tp(v)
+        if s is not None:
+            try: return tp(s)
+            except ValueError: pass
+            try: x = float(s) # "1e3" as an int
+            except ValueError: x = None
+            if x is not None and x.is_integer(): return int(x)
+        raise ValueError(f"{name} must be {'an int' if tp is int else 'a float'}, got {v!r}")
+    if tp is str:
+        if isinstance(v, str): return v
+        if type(v) is int: return str(v) # papermill -p run_dir 2024 passes an int
+        raise ValueError(f"{name} must be a str, got {v!r} ({type(v).__name__}); with papermill, pass it with -r to keep it a string")
+    raise ValueError(f"{name} must be {_type_name(tp)}, got {v!r}")
+
+# %% ../nbs/00_core.ipynb #9fd8c8d8
+def coerce_value(name:str, # the parameter, for messages
+                 tp, # its type: int, float, bool, str, Literal[...], tuple[int, ...], list[str], tuple[float, float], X | None
+                 v): # a value as papermill, the command line or YAML gives it
+    "`v` read as type `tp`; a ValueError naming `name` and the expected type when it cannot be."
+    import types, typing
+    o, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is typing.Any: return v
+    if o in (typing.Union, types.UnionType):
+        if type(None) in args and (v is None or isinstance(v, str) and v.strip().lower() in ("none", "null")): return None
+        for a in (a for a in args if a is not type(None)):
+            try: return coerce_value(name, a, v)
+            except ValueError: pass
+        raise ValueError(f"{name} must be {_type_name(tp)}, got {v!r}")
+    if o is typing.Literal:
+        hit = [a for a in args if a == v and type(a) is type(v)] or [a for a in args if isinstance(v, str) and str(a) == v.strip()]
+        if hit: return hit[0]
+        raise ValueError(f"{name} must be one of {args}, got {v!r}")
+    if tp in (tuple, list) or o in (tuple, list):
+        fixed = list(args) if o is tuple and args and args[-1] is not Ellipsis else None
+        elem = args[0] if args else typing.Any
+        if isinstance(v, str): seq = _read_seq(name, v, elem)
+        elif isinstance(v, (list, tuple)) and len(v) == 1 and isinstance(v[0], str) and (elem is not str or v[0].strip().startswith(("[", "("))):
+            seq = _read_seq(name, v[0], elem) # the shell's --x "[1, 2]"
+        else: seq = list(v) if isinstance(v, (list, tuple)) else [v] # -p unet_attention 2
+        if fixed and len(seq) != len(fixed): raise ValueError(f"{name} must hold {len(fixed)} values, got {v!r}")
+        try: return (o or tp)(coerce_value(name, t, x) for t, x in zip(fixed or [elem] * len(seq), seq))
+        except ValueError as e: raise ValueError(f"{name} must be a {_type_name(tp)}, got {v!r} ({e})") from None
+    if tp in (int, float, bool, str): return _scalar(name, tp, v)
+    return v # other types are the dataclass's to check
+
+# %% ../nbs/00_core.ipynb #15169e1a
+def field_types(cls) -> dict:
+    "The type of every field of dataclass `cls`, annotations resolved; a bare `tuple` takes its default's element type."
+    import dataclasses, sys, typing
+    try: hints = typing.get_type_hints(cls)
+    except Exception: hints = {}
+    out = {}
+    for f in dataclasses.fields(cls):
+        tp, d = hints.get(f.name, f.type), f.default
+        if isinstance(tp, str):
+            try: tp = eval(tp, {**vars(typing), **vars(sys.modules.get(cls.__module__, typing))})
+            except Exception: tp = type(d) if d is not dataclasses.MISSING and d is not None else typing.Any
+        if tp in (tuple, list) and isinstance(d, (tuple, list)): tp = tp[type(d[0]) if d else str, ...] if tp is tuple else tp[type(d[0]) if d else str]
+        out[f.name] = tp
+    return out
+
+def check_fields(obj):
+    "Read every field of dataclass instance `obj` as its type, in place (frozen or not); ValueError naming a bad one."
+    for name, tp in field_types(type(obj)).items(): object.__setattr__(obj, name, coerce_value(name, tp, getattr(obj, name)))
+    return obj
+
+def config_from_params(cls, params:dict):
+    "`cls(**params)`, first refusing every name that is not a field of `cls` (naming the nearest one); `_names` are skipped."
+    import difflib
+    from dataclasses import fields
+    names = [f.name for f in fields(cls)]; params = {k: v for k, v in params.items() if not k.startswith("_")}
+    if unknown := [k for k in params if k not in names]:
+        near = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, names, 1)) else "") for k in unknown]
+        raise ValueError(f"unknown parameter{'s' * (len(unknown) > 1)} {', '.join(near)}; the parameters of {cls.__name__} are: {', '.join(names)}")
+    return cls(**params)
+
+# %% ../nbs/00_core.ipynb #ad7a85ae
+def notebook_params(ns:dict) -> dict:
+    "The parameters in a papermill notebook's `globals()`: names set by its parameter cell or papermill, as plain data."
+    import sys, types
+    try: from IPython import get_ipython; sh = get_ipython()
+    except ImportError: sh = None
+    hidden = {"In", "Out", "exit", "quit", "get_ipython", "open"} | (set(sh.user_ns_hidden) if getattr(sh, "user_ns", None) is ns else set())
+    mods = [m.__dict__ for m in list(sys.modules.values()) if isinstance(m, types.ModuleType) and m.__dict__ is not ns]
+    def imported(k, v): return k not in ns.get("__annotations__", {}) and any(d.get(k, d) is v for d in mods) # e.g. fastcore.test's TEST_IMAGE
+    return {k: v for k, v in ns.items() if not k.startswith("_") and k not in hidden and isinstance(v, _PLAIN) and not imported(k, v)}
+
+# %% ../nbs/00_core.ipynb #b91665c3
 def config_parser(cls, # a dataclass whose fields are the job's parameters
                   prog:str, description:str):
-    "argparse parser with one option per field of `cls`, plus -f/--config YAML."
-    import argparse
+    "argparse parser with one option per field of `cls` (tuples take one or more values), plus -f/--config YAML."
+    import argparse, typing
     from dataclasses import fields
-    p = argparse.ArgumentParser(prog=prog, description=description)
+    p, types = argparse.ArgumentParser(prog=prog, description=description), field_types(cls)
     p.add_argument("-f", "--config", help="YAML file of parameters (as for papermill -f)")
     for f in fields(cls):
-        d = f.default
-        if isinstance(d, bool): p.add_argument(f"--{f.name}", type=_bool_arg, default=None, metavar="BOOL")
-        elif isinstance(d, tuple): p.add_argument(f"--{f.name}", type=type(d[0]) if d else str, nargs="+", default=None)
-        else: p.add_argument(f"--{f.name}", type=type(d), default=None)
+        tp = types[f.name]; seq = tp in (tuple, list) or typing.get_origin(tp) in (tuple, list)
+        p.add_argument(f"--{f.name}", nargs="+" if seq else None, default=None, metavar="BOOL" if tp is bool else None,
+                       help=f"{_type_name(tp)}, default {f.default!r}")
     return p
 
 def parse_config(parser, cls, argv:list[str]|None=None) -> dict:
-    "Parameters from a -f YAML file (keys checked against `cls`'s fields), overridden by the options given."
+    "Parameters from a -f YAML file (keys checked against `cls`'s fields), overridden by the options given, read as their types."
     import yaml
     from dataclasses import fields
     a = vars(parser.parse_args(argv)); params = {}
     if path := a.pop("config"):
         with open(path) as fh: params = yaml.safe_load(fh) or {}
         if unknown := set(params) - {f.name for f in fields(cls)}: raise SystemExit(f"{path}: unknown parameters {sorted(unknown)}")
-    params.update({k: v for k, v in a.items() if v is not None})
-    return params
+    params.update({k: v for k, v in a.items() if v is not None}); types = field_types(cls)
+    try: return {k: coerce_value(k, types[k], v) for k, v in params.items()}
+    except ValueError as e: parser.error(str(e))

@@ -5,16 +5,16 @@
 # %% ../nbs/09_experiments.ipynb #d1e43123
 from __future__ import annotations
 import json, math, shutil, time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Sequence, get_args
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from .core import config_parser, get_device, load_json, parse_config, resolve_checkpoint, save_json, seed_everything
+from .core import check_fields, config_from_params, config_parser, get_device, load_json, parse_config, resolve_checkpoint, save_json, seed_everything
 from .data import ChangeDataset, PatchDataset, PreparedDataset, SegmentationDataset
 from .downstream import ChangeFormer, FitConfig, PFSegNet, SegFormer, SiamCRNN, evaluate, fit, renormalized
 
@@ -67,13 +67,13 @@ class ExperimentConfig:
     two_stream:str = "" # SpecDM checkpoint; "" → runs/<task>_two_stream
     single_stream:str = "" # LDM baseline checkpoint; "" → runs/<task>_single_stream
     test_data:str = "" # prepared held-out dataset; "" → data's test split, else half of its validation items
-    generators:tuple = ("two_stream", "single_stream") # synthetic sources (keys of GENERATORS)
+    generators:tuple[str, ...] = ("two_stream", "single_stream") # synthetic sources (keys of GENERATORS)
     test_cities:str = "" # OSCD: held-out cities prepared from data's raw source
     n_real:int = 0 # 0 → CPU_DEFAULTS[task]
-    ratios:tuple = (1, 2, 3, 4, 5)
+    ratios:tuple[int, ...] = (1, 2, 3, 4, 5)
     synthetic_only_ratio:int = 1
-    seeds:tuple = (0, 1, 2)
-    models:tuple = () # () → CPU_DEFAULTS[task]
+    seeds:tuple[int, ...] = (0, 1, 2)
+    models:tuple[str, ...] = () # () → CPU_DEFAULTS[task]
     epochs:int = 8
     equal_steps:bool = True
     batch_size:int = 16
@@ -91,10 +91,7 @@ class ExperimentConfig:
     out_dir:str = "" # "" → runs/exp_<task>
 
     def __post_init__(self):
-        for k in ("ratios", "seeds", "models", "generators"): object.__setattr__(self, k, tuple(getattr(self, k)))
-        for f in fields(self):
-            opts = get_args(eval(f.type)) if str(f.type).startswith(("Literal", "Task")) else ()
-            if opts and getattr(self, f.name) not in opts: raise ValueError(f"{f.name} must be one of {opts}, got {getattr(self, f.name)!r}")
+        check_fields(self) # each value read as its field's type (papermill -p passes "[1, 2]" as a string); choices checked
         if any(int(r) < 1 for r in self.ratios) or self.synthetic_only_ratio < 1: raise ValueError(f"ratios and synthetic_only_ratio must be >= 1, got {self.ratios}, {self.synthetic_only_ratio}")
         if not self.seeds: raise ValueError("seeds must name at least one seed")
         if self.sample_eta < 0: raise ValueError(f"sample_eta must be >= 0, got {self.sample_eta}")
@@ -105,9 +102,8 @@ class ExperimentConfig:
 
     @classmethod
     def from_params(cls, params:dict) -> ExperimentConfig:
-        "Build from a dict of parameters (e.g. the notebook's globals), ignoring names that are not parameters."
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in params.items() if k in names})
+        "Build from parameters (`notebook_params(globals())`, YAML, options), refusing names that are not parameters."
+        return config_from_params(cls, params)
 
 # %% ../nbs/09_experiments.ipynb #bd11a8bc
 def _ldm_folder(path:str|Path) -> Path:

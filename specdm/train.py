@@ -4,8 +4,8 @@
 
 # %% ../nbs/05_train_ldm.ipynb #265a5e94
 from __future__ import annotations
-import json, math, os, shutil, time
-from dataclasses import asdict, dataclass, field, fields
+import json, math, os, shutil, time, warnings
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import (CheckpointError, append_log, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
+from .core import (CheckpointError, append_log, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
                          read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, staged_folder,
                          trim_log, epoch_batches, SeededItems)
 from .data import ChangeDataset, PreparedDataset, SegmentationDataset, flip_rotate
@@ -21,9 +21,9 @@ from .ddpm import EMA, DiffusionConfig, GaussianDiffusion, UNet, UNetConfig, lat
 from .vae import AEConfig, TrainConfig, VAEConfig, build_vae, load_vae, train_vae
 
 # %% auto #0
-__all__ = ['DIHEDRAL', 'Precision', 'encode_moments', 'LatentSet', 'first_batch_scale', 'LDMTrainConfig', 'data_description',
-           'write_ldm_checkpoint', 'LDMResult', 'train_ldm', 'RandomCrop', 'JobConfig', 'job_data', 'vae_config',
-           'JobResult', 'run_job', 'job_parser', 'specdm_train']
+__all__ = ['DIHEDRAL', 'Precision', 'encode_moments', 'LatentSet', 'first_batch_scale', 'LDMTrainConfig', 'cpu_has_bf16',
+           'runnable_precision', 'data_description', 'write_ldm_checkpoint', 'LDMResult', 'train_ldm', 'RandomCrop',
+           'JobConfig', 'job_data', 'vae_config', 'unet_config', 'JobResult', 'run_job', 'job_parser', 'specdm_train']
 
 # %% ../nbs/05_train_ldm.ipynb #d6ab4dac
 DIHEDRAL = [(k, f) for f in (False, True) for k in range(4)]  # the 8 symmetries of the square
@@ -89,6 +89,29 @@ class LDMTrainConfig:
             if int(getattr(self, k)) < 1: raise ValueError(f"LDMTrainConfig.{k} must be >= 1, got {getattr(self, k)}")
         if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.ema_decay <= 1: raise ValueError("need lr > 0, warmup_steps >= 0, ema_decay in [0, 1]")
 
+# %% ../nbs/05_train_ldm.ipynb #d7f92176
+def cpu_has_bf16() -> bool:
+    "Whether this CPU computes in bf16 natively (x86 `avx512_bf16` / `amx_bf16`, Arm `bf16`), from /proc/cpuinfo."
+    import re
+    try: info = Path("/proc/cpuinfo").read_text()
+    except OSError: return False # not Linux: assume emulated bf16
+    return bool(re.search(r"^(flags|Features)\s*:.*\b(avx512_bf16|amx_bf16|bf16)\b", info, re.M))
+
+def runnable_precision(requested:Precision, # what the job asks for
+                       device:str, # "cuda" or "cpu": where the training runs
+                       *, bf16_units:bool|None=None, # the CPU has bf16 units; None: `cpu_has_bf16()`
+                       what:str="training") -> Precision:
+    "The mixed precision that runs for `requested` on `device`; a warning says what runs instead when it differs."
+    why = ""
+    if requested == "fp16" and device != "cuda": why = "fp16 autocast runs only on GPUs; Accelerate would train in fp32 on the CPU"
+    elif requested == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported(): why = "this GPU has no bf16 support"
+    elif requested == "bf16" and device != "cuda" and not (cpu_has_bf16() if bf16_units is None else bf16_units):
+        why = "this CPU has no bf16 units (avx512_bf16 / amx_bf16): bf16 would be emulated, about 20x slower than fp32"
+    if not why: return requested
+    warnings.warn(f"{what}: mixed_precision={requested!r} cannot run on this {'GPU' if device == 'cuda' else 'CPU'} ({why}); training in fp32 (mixed_precision='no') "
+                  "instead, and the checkpoint records 'no'", stacklevel=2)
+    return "no"
+
 # %% ../nbs/05_train_ldm.ipynb #1e7a5244
 def data_description(ds:PreparedDataset) -> dict:
     "What sampling needs to know about the training data: bands, classes, task, normalisation, patch size, origin."
@@ -150,9 +173,11 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
               diffusion:DiffusionConfig=DiffusionConfig(), cfg:LDMTrainConfig=LDMTrainConfig(),
               resume:bool=True) -> LDMResult:
     "Train the latent DDPM over the frozen VAE's joint latent, under Accelerate; checkpoint and resume exactly."
-    from accelerate import Accelerator
-    acc = Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), # cpu=True lets several CPU processes form a group
-                      mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+    from accelerate import Accelerator, PartialState
+    cpu = cfg.cpu or not torch.cuda.is_available() # cpu=True lets several CPU processes form a group
+    requested = cfg.mixed_precision # what runs is recorded: fp16 on a CPU trains (and is saved as) fp32
+    cfg = replace(cfg, mixed_precision=runnable_precision(requested, PartialState(cpu=cpu).device.type, what="stage 2"))
+    acc = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
     seed_everything(cfg.seed, rank=acc.process_index)
     ds = data if isinstance(data, PreparedDataset) else PreparedDataset(data)
     vae_folder = resolve_checkpoint(vae_checkpoint); vae = load_vae(vae_folder, acc.device).requires_grad_(False)
@@ -175,7 +200,8 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     net, opt = acc.prepare(net, opt)
     if rng is not None: set_rng_state(rng)
     config = dict(unet=asdict(unet), diffusion=asdict(diffusion), scale_factor=scale, latent_shape=list(shape),
-                  data=data_description(ds), train=asdict(cfg), vae_source=str(vae_folder))
+                  data=data_description(ds), train=asdict(cfg), vae_source=str(vae_folder),
+                  precision=dict(requested=requested, used=cfg.mixed_precision))
     return _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, step, folder, vae_folder, config)
 
 # %% ../nbs/05_train_ldm.ipynb #29beac8c
@@ -230,7 +256,7 @@ class JobConfig:
     scene_size:int = 256
     patch_size:int = 64
     vae_ch:int = 32
-    vae_ch_mult:tuple = (1, 2, 2)
+    vae_ch_mult:tuple[int, ...] = (1, 2, 2) # stage 1: width per level
     vae_res_blocks:int = 1
     vae_z_channels:int = 4
     vae_steps:int = 1000
@@ -240,9 +266,9 @@ class JobConfig:
     sad_weight:float = 0.1
     kl_weight:float = 1e-6
     unet_channels:int = 48
-    unet_channel_mult:tuple = (1, 2, 2)
+    unet_channel_mult:tuple[int, ...] = (1, 2, 2)
     unet_res_blocks:int = 1
-    unet_attention:tuple = (4,)
+    unet_attention:tuple[int, ...] = (4,) # downsampling factors with self-attention
     schedule:Literal["linear", "plain_linear", "cosine"] = "linear"
     ldm_steps:int = 2500
     ldm_batch_size:int = 32
@@ -256,17 +282,11 @@ class JobConfig:
     sample_steps:int = 50
     n_samples:int = 64
     seed:int = 0
-    def __post_init__(self):
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.type in ("tuple",): object.__setattr__(self, f.name, tuple(v))
-            opts = get_args(eval(f.type)) if str(f.type).startswith("Literal") else ()
-            if opts and v not in opts: raise ValueError(f"{f.name} must be one of {opts}, got {v!r}")
+    def __post_init__(self): check_fields(self) # each value read as its field's type ("[2]" -> (2,)); choices checked
     @classmethod
     def from_params(cls, params:dict) -> JobConfig:
-        "Build from a dict of parameters (e.g. the notebook's globals), ignoring names that are not parameters."
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in params.items() if k in names})
+        "Build from parameters (`notebook_params(globals())`, YAML, options), refusing names that are not parameters."
+        return config_from_params(cls, params)
 
 # %% ../nbs/05_train_ldm.ipynb #08bdf856
 def job_data(cfg:JobConfig) -> Path:
@@ -287,6 +307,12 @@ def vae_config(cfg:JobConfig, ds:PreparedDataset) -> VAEConfig:
     return VAEConfig(in_bands=len(ds.bands), num_classes=len(ds.class_names), task=ds.task, kind=cfg.vae_kind, image=ae,
                      kl_weight=cfg.kl_weight, sad_weight=cfg.sad_weight, ignore_index=ds.meta["ignore_index"])
 
+def unet_config(cfg:JobConfig, in_channels:int) -> UNetConfig:
+    "Stage-2 U-Net config from the job parameters and the joint latent's channels (checks channel_mult and attention)."
+    return UNetConfig(in_channels=in_channels, model_channels=cfg.unet_channels, channel_mult=cfg.unet_channel_mult,
+                      num_res_blocks=cfg.unet_res_blocks, attention_resolutions=cfg.unet_attention,
+                      num_head_channels=32 if cfg.unet_channels >= 32 else None, num_heads=1)
+
 # %% ../nbs/05_train_ldm.ipynb #5a788ce6
 @dataclass
 class JobResult:
@@ -297,12 +323,19 @@ class JobResult:
 
 def run_job(cfg:JobConfig) -> JobResult:
     "Prepare data (built-in scenes by default), train stage 1 unless given, then stage 2; resume where possible."
+    from accelerate import PartialState
+    device = PartialState(cpu=not torch.cuda.is_available()).device.type # where both stages train
+    unet_config(cfg, 1); DiffusionConfig(schedule=cfg.schedule) # a U-Net or schedule that cannot be built fails before any work
+    lcfg = LDMTrainConfig(max_steps=cfg.ldm_steps, batch_size=cfg.ldm_batch_size, lr=cfg.ldm_lr, warmup_steps=cfg.warmup_steps,
+                          ema_decay=cfg.ema_decay, grad_accum=cfg.grad_accum, mixed_precision=cfg.mixed_precision, seed=cfg.seed,
+                          ckpt_every=cfg.checkpoint_every)
     run = Path(cfg.run_dir); ds = PreparedDataset(job_data(cfg))
     vae_ckpt = Path(cfg.vae_checkpoint) if cfg.vae_checkpoint else None
     if vae_ckpt is None:
         Dset = ChangeDataset if ds.task == "change" else SegmentationDataset
         tcfg = TrainConfig(max_steps=cfg.vae_steps, batch_size=cfg.vae_batch_size, lr=cfg.vae_lr, grad_accum=cfg.grad_accum,
-                           mixed_precision=cfg.mixed_precision, seed=cfg.seed, val_every=max(1, cfg.vae_steps),
+                           seed=cfg.seed, val_every=max(1, cfg.vae_steps),
+                           mixed_precision=runnable_precision(cfg.mixed_precision, device, what="stage 1"),
                            ckpt_every=cfg.checkpoint_every, log_every=25, val_batches=8)
         val = Dset(ds, "val") if ds.meta["splits"]["val"] else None
         seed_everything(cfg.seed)  # the VAE's initial weights follow from the seed too
@@ -310,13 +343,8 @@ def run_job(cfg:JobConfig) -> JobResult:
         train = RandomCrop(train, cfg.vae_crop) if 0 < cfg.vae_crop < ds.meta["patch_size"] else train
         res = train_vae(build_vae(vae_config(cfg, ds)), train, run/"vae", cfg=tcfg, val_data=val, resume=cfg.resume)
         vae_ckpt = res.checkpoint
-    unet = UNetConfig(in_channels=load_vae(vae_ckpt).latent_channels, model_channels=cfg.unet_channels,
-                      channel_mult=cfg.unet_channel_mult, num_res_blocks=cfg.unet_res_blocks, attention_resolutions=cfg.unet_attention,
-                      num_head_channels=32 if cfg.unet_channels >= 32 else None, num_heads=1)
-    lcfg = LDMTrainConfig(max_steps=cfg.ldm_steps, batch_size=cfg.ldm_batch_size, lr=cfg.ldm_lr, warmup_steps=cfg.warmup_steps,
-                          ema_decay=cfg.ema_decay, grad_accum=cfg.grad_accum, mixed_precision=cfg.mixed_precision, seed=cfg.seed,
-                          ckpt_every=cfg.checkpoint_every)
-    res = train_ldm(vae_ckpt, ds, run/"ldm", unet=unet, diffusion=DiffusionConfig(schedule=cfg.schedule), cfg=lcfg, resume=cfg.resume)
+    res = train_ldm(vae_ckpt, ds, run/"ldm", unet=unet_config(cfg, load_vae(vae_ckpt).latent_channels),
+                    diffusion=DiffusionConfig(schedule=cfg.schedule), cfg=lcfg, resume=cfg.resume)
     return JobResult(ds.path, resolve_checkpoint(vae_ckpt), res.checkpoint)
 
 # %% ../nbs/05_train_ldm.ipynb #8b75c1e9

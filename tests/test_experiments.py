@@ -24,7 +24,32 @@ def _notebook_parameters() -> dict:
 def test_notebook_parameters_are_the_config_fields():
     params = _notebook_parameters()
     assert set(params) == {f.name for f in fields(ExperimentConfig)}
-    ExperimentConfig.from_params(params) # the notebook's defaults are valid
+    assert ExperimentConfig.from_params(params) == ExperimentConfig() # the notebook's defaults are the dataclass's
+
+def test_help_notebook_lists_every_parameter():
+    "papermill --help-notebook parses every line of the parameter cell: each field with a type and a description."
+    import papermill
+    seen = papermill.inspect_notebook(str(ROOT/"nbs"/"09_experiments.ipynb"))
+    assert list(seen) == [f.name for f in fields(ExperimentConfig)]
+    assert all(p["help"] for p in seen.values())
+    assert {k: seen[k]["inferred_type_name"] for k in ("ratios", "seeds", "models", "generators")} == \
+           dict(ratios="list[int]", seeds="list[int]", models="list[str]", generators="list[str]")
+
+@pytest.mark.parametrize("params,expected", [
+    (dict(ratios="[1, 3]"), dict(ratios=(1, 3))), (dict(seeds="(0,1)"), dict(seeds=(0, 1))), (dict(seeds=4), dict(seeds=(4,))),
+    (dict(models='["segformer-cpu"]'), dict(models=("segformer-cpu",))), (dict(models="segformer-cpu"), dict(models=("segformer-cpu",))),
+    (dict(generators="two_stream"), dict(generators=("two_stream",))), (dict(equal_steps="false", lr="2e-4"), dict(equal_steps=False, lr=2e-4)),
+])
+def test_papermill_strings_read_as_field_types(params, expected):
+    "papermill -p passes lists as strings ('[1, 3]'); each is read as its field's type, never split into characters."
+    cfg = ExperimentConfig.from_params(params)
+    assert {k: getattr(cfg, k) for k in expected} == expected
+
+@pytest.mark.parametrize("params,message", [(dict(ratio=[1]), "unknown parameter 'ratio' (did you mean 'ratios'?)"),
+                                            (dict(seeds="[0, 1"), "seeds must be a tuple of int"), (dict(sampler="euler"), "sampler must be one of")])
+def test_bad_parameters_refused(params, message):
+    with pytest.raises(ValueError) as e: ExperimentConfig.from_params(params)
+    assert message in str(e.value), str(e.value)
 
 @pytest.mark.parametrize("name", ["experiments_seg_gpu.yaml", "experiments_oscd_gpu.yaml"])
 def test_gpu_configs_name_only_notebook_parameters(name):

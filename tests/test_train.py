@@ -95,3 +95,97 @@ def test_specdm_train_cli_smoke(tmp_path):
     r = subprocess.run(args, capture_output=True, text=True); assert r.returncode == 0, r.stderr
     bad = subprocess.run([str(exe), "--run_dir", str(tmp_path/"x"), "--task", "detect"], capture_output=True, text=True)
     assert bad.returncode != 0 and "task must be one of" in bad.stderr
+
+def _type_label(tp) -> str:
+    "How the parameter cell should annotate a JobConfig field for papermill: list[int], str (choices), int..."
+    import typing
+    o, a = typing.get_origin(tp), typing.get_args(tp)
+    if o is tuple: return f"list[{a[0].__name__}]"
+    if o is typing.Literal: return type(a[0]).__name__
+    return tp.__name__
+
+def test_parameters_cell_is_jobconfig():
+    "papermill --help-notebook lists every JobConfig field, with the field's type, its default and a description."
+    import ast, papermill
+    from specdm.core import field_types
+    from specdm.train import JobConfig
+    nb = Path(__file__).parents[1]/"nbs"/"05_train_ldm.ipynb"
+    cells = [c for c in json.loads(nb.read_text())["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    assert len(cells) == 1
+    assigned = [n.target.id for n in ast.parse("".join(cells[0]["source"])).body if isinstance(n, ast.AnnAssign)]
+    seen = papermill.inspect_notebook(str(nb))  # what --help-notebook prints; a line it cannot parse is left out
+    types = field_types(JobConfig)
+    assert assigned == list(seen) == list(types), (set(types) ^ set(seen), set(assigned) ^ set(seen))
+    defaults = {k: ast.literal_eval(p["default"]) for k, p in seen.items()}
+    assert JobConfig.from_params(defaults) == JobConfig()  # the cell's defaults are the dataclass's
+    for k, p in seen.items():
+        assert p["help"], k
+        assert p["inferred_type_name"] == _type_label(types[k]), (k, p["inferred_type_name"], types[k])
+
+@pytest.mark.parametrize("value,expected", [("[2]", (2,)), ("[1, 2]", (1, 2)), ("(1,2)", (1, 2)), ("1, 2", (1, 2)), ("2", (2,)),
+                                            (2, (2,)), ([1, 2], (1, 2)), (["1", "2"], (1, 2))])
+def test_list_parameters_as_papermill_passes_them(value, expected):
+    from specdm.train import JobConfig
+    cfg = JobConfig.from_params(dict(unet_attention=value, vae_ch_mult=value, unet_channel_mult=value))
+    assert cfg.unet_attention == cfg.vae_ch_mult == cfg.unet_channel_mult == expected
+
+@pytest.mark.parametrize("params,message", [
+    (dict(unet_attention="[2"), "unet_attention must be a tuple of int, got '[2'"),
+    (dict(vae_ch_mult="[1, two]"), "vae_ch_mult must be a tuple of int"),
+    (dict(vae_ch_mult="[1.5, 2]"), "vae_ch_mult must be a tuple of int"),
+    (dict(resume="maybe"), "resume must be true or false, got 'maybe'"),
+    (dict(patch_size="64px"), "patch_size must be an int"),
+    (dict(mixed_precision="fp8"), "mixed_precision must be one of ('no', 'fp16', 'bf16'), got 'fp8'"),
+    (dict(patch_szie=128), "unknown parameter 'patch_szie' (did you mean 'patch_size'?)"),
+    (dict(data_dir="x", vae_stpes=2, colour="red"), "unknown parameters 'vae_stpes' (did you mean 'vae_steps'?), 'colour'"),
+])
+def test_bad_parameters_refused(params, message):
+    from specdm.train import JobConfig
+    with pytest.raises(ValueError) as e: JobConfig.from_params(params)
+    assert message in str(e.value), str(e.value)
+
+def test_scalars_and_yaml_values():
+    "papermill -p gives 'false' and '4e-4' as strings, YAML 1.1 gives 4e-4 as a string; both are read as the field's type."
+    import yaml
+    from specdm.train import JobConfig
+    cfg = JobConfig.from_params(dict(resume="false", vae_lr="4e-4", vae_steps="1e3", **yaml.safe_load("ldm_lr: 3e-4\nunet_attention: [2, 4]")))
+    assert (cfg.resume, cfg.vae_lr, cfg.vae_steps, cfg.ldm_lr, cfg.unet_attention) == (False, 4e-4, 1000, 3e-4, (2, 4))
+
+def test_bad_unet_refused_before_any_work(tmp_path):
+    "A U-Net that cannot be built (attention at a factor it does not have) fails before the data is prepared or stage 1 trains."
+    from specdm.train import JobConfig, run_job
+    with pytest.raises(ValueError, match="attention_resolutions"):
+        run_job(JobConfig(run_dir=str(tmp_path/"run"), unet_channel_mult=(1, 2), unet_attention=(8,)))
+    assert not (tmp_path/"run").exists()
+
+def test_notebook_params_refuses_typo_in_notebook(tmp_path):
+    "papermill executes the notebook with a misspelt name: it fails at the parameter check, before anything is written."
+    pm = Path(sys.executable).parent/"papermill"
+    nb = Path(__file__).parents[1]/"nbs"/"05_train_ldm.ipynb"
+    r = subprocess.run([str(pm), str(nb), str(tmp_path/"out.ipynb"), "--cwd", str(tmp_path), "-p", "run_dir", "run", "-p", "patch_szie", "128"],
+                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert r.returncode != 0 and "unknown parameter 'patch_szie' (did you mean 'patch_size'?)" in r.stdout + r.stderr
+    assert not (tmp_path/"run").exists()
+
+@pytest.mark.parametrize("asked", ["fp16", "bf16"])
+def test_mixed_precision_on_cpu_records_what_ran(tmp_path, asked):
+    "Asked fp16 or bf16 on this CPU, the job says what runs instead (when it differs) and both checkpoints record what ran."
+    import warnings
+    from specdm.train import runnable_precision
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore"); ran = runnable_precision(asked, "cpu")  # fp16 -> no; bf16 -> bf16 only with bf16 units
+    exe = Path(sys.executable).parent/"specdm_train"
+    r = subprocess.run([str(exe), "--run_dir", str(tmp_path/"run"), "--n_scenes", "2", "--scene_size", "64", "--patch_size", "32",
+                        "--vae_ch", "8", "--vae_ch_mult", "[1, 2]", "--vae_steps", "2", "--vae_crop", "16", "--unet_channels", "16",
+                        "--unet_channel_mult", "1", "2", "--unet_attention", "[2]", "--ldm_steps", "2", "--ldm_batch_size", "4",
+                        "--warmup_steps", "1", "--mixed_precision", asked],
+                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr
+    ldm, _ = load_checkpoint(resolve_checkpoint(tmp_path/"run"/"ldm"/"ckpt"))
+    vae, _ = load_checkpoint(resolve_checkpoint(tmp_path/"run"/"vae"/"ckpt"))
+    assert ldm["train"]["mixed_precision"] == vae["train"]["mixed_precision"] == ran
+    assert ldm["precision"] == dict(requested=asked, used=ran)
+    if ran != asked:
+        for stage in ("stage 1", "stage 2"):
+            assert f"{stage}: mixed_precision={asked!r} cannot run on this CPU" in r.stderr and "training in fp32" in r.stderr, r.stderr
+    else: assert "cannot run" not in r.stderr

@@ -24,7 +24,7 @@ __all__ = ['S2_BANDS', 'BAND_PRESETS', 'HUGE_FILL', 'SEGMUNICH_REMAP', 'SEGMUNIC
            'check_mask_values', 'remap_segmunich', 'oscd_change_labels', 'segmunich_items', 'oscd_cities', 'oscd_label',
            'oscd_items', 'sen1floods11_items', 'folder_task', 'folder_masks', 'mask_encoding', 'description_bands',
            'folder_bands', 'folder_items', 'patch_starts', 'invalid_pixels', 'iter_patches', 'Normalizer',
-           'dataset_radiometry', 'prepare_dataset', 'PreparedDataset', 'flip_rotate', 'PatchDataset',
+           'dataset_radiometry', 'to_stored', 'prepare_dataset', 'PreparedDataset', 'flip_rotate', 'PatchDataset',
            'SegmentationDataset', 'ChangeDataset', 'rgb_composite', 'default_palette', 'show_pair',
            'write_segmunich_fixture', 'write_oscd_fixture']
 
@@ -194,7 +194,9 @@ def read_raster(path:str|Path, # GeoTIFF (or any GDAL raster)
 # %% ../nbs/01_data.ipynb #7bcc9d5a
 def write_geotiff(path:str|Path, # destination .tif (written atomically)
                   a:np.ndarray, # (C, H, W) or (H, W)
-                  *, nodata=None, descriptions:Sequence[str]|None=None, crs=None, transform=None, compress:str|None="deflate"):
+                  *, nodata=None, descriptions:Sequence[str]|None=None, crs=None, transform=None, compress:str|None="deflate",
+                  scales:Sequence[float]|None=None, offsets:Sequence[float]|None=None, # per band: physical = stored × scale + offset
+                 ):
     "Write an array as a (tiled, compressed) GeoTIFF with optional band descriptions, atomically."
     import rasterio
     from rasterio.transform import from_origin
@@ -210,6 +212,8 @@ def write_geotiff(path:str|Path, # destination .tif (written atomically)
             with rasterio.open(tmp, "w", **prof) as dst:
                 dst.write(a)
                 for i, d in enumerate(descriptions or []): dst.set_band_description(i + 1, d)
+                if scales is not None: dst.scales = tuple(float(v) for v in scales)
+                if offsets is not None: dst.offsets = tuple(float(v) for v in offsets)
         os.replace(tmp, path)
     finally:
         if tmp.exists(): tmp.unlink()
@@ -825,6 +829,14 @@ def dataset_radiometry(rads:Sequence[Radiometry|None], # one per item; None: as 
     return dict(units="physical" if phys else "stored", applied={k: v for k, v in count.items() if v},
                 write_scale=list(ref.scale) if ref else [1.0] * n_bands, write_offset=list(ref.offset) if ref else [0.0] * n_bands,
                 notes=sorted({r.note for r in rads if r.note})[:20])
+
+def to_stored(x:np.ndarray, # (C, H, W) in the prepared dataset's units
+              radiometry:dict|None, # dataset.json's "radiometry" (None or absent: values are as stored)
+             ) -> tuple[np.ndarray, dict]:
+    "Prepared units back to the stored convention of the source files, with the GeoTIFF `scales`/`offsets` that say how to undo it."
+    if not radiometry or radiometry.get("units") != "physical": return x, {}
+    sc, of = (np.asarray(radiometry[k], np.float64)[:, None, None] for k in ("write_scale", "write_offset"))
+    return (x - of) / sc, dict(scales=radiometry["write_scale"], offsets=radiometry["write_offset"])
 
 # %% ../nbs/01_data.ipynb #6d6863d9
 def _write_patches(items, stage:Path, out:Path, *, task, sel, class_names, P, T, overlap, max_invalid, ignore_index,

@@ -23,8 +23,8 @@ __all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'Layou
            'DDPMSampler', 'DDIMSampler', 'DPMSolverPP2M', 'make_sampler', 'resolve_spacing', 'run_spacing',
            'NonFiniteError', 'sample_generators', 'denoise', 'LatentDiffusion', 'load_ldm', 'Pairs', 'generate',
            'BudgetError', 'MinShare', 'pair_allowance', 'Acceptance', 'draw', 'sample_pairs', 'write_test_checkpoint',
-           'source_dtype', 'to_dtype', 'write_synthetic', 'sample_parser', 'specdm_sample', 'show_pairs',
-           'class_spectra', 'plot_class_spectra']
+           'source_dtype', 'source_radiometry', 'stored_image', 'to_dtype', 'write_synthetic', 'sample_parser',
+           'specdm_sample', 'show_pairs', 'class_spectra', 'plot_class_spectra']
 
 # %% ../nbs/06_sampling.ipynb #abd580d8
 @dataclass
@@ -514,6 +514,24 @@ def source_dtype(m:LatentDiffusion) -> str:
     if src and (Path(src)/"dataset.json").is_file(): return load_json(Path(src)/"dataset.json").get("source_dtype", "float32")
     return "float32"
 
+def source_radiometry(m:LatentDiffusion) -> dict|None:
+    "The training data's radiometry (`dataset.json`'s, see `specdm.data.dataset_radiometry`): from the checkpoint, else its prepared dataset; None if unknown."
+    from specdm.core import load_json
+    if r := m.data.get("radiometry"): return r
+    src = m.data.get("source")
+    if src and (Path(src)/"dataset.json").is_file(): return load_json(Path(src)/"dataset.json").get("radiometry")
+    return None
+
+def stored_image(a:np.ndarray, # (C, H, W) in the training data's units
+                 dtype:str, # the files' dtype
+                 radiometry:dict|None, # `source_radiometry`
+                ) -> tuple[np.ndarray, dict]:
+    "Values as the source files store them: integer files get the source's scale/offset undone (and the tags that redo it)."
+    from specdm.data import to_stored
+    if np.dtype(dtype).kind in "iu": a, tags = to_stored(a, radiometry)
+    else: tags = {}
+    return to_dtype(a, dtype), tags
+
 def to_dtype(a:np.ndarray, dtype:str) -> np.ndarray:
     "Cast source-unit values to `dtype`: integers rounded and clipped to the dtype's range."
     dt = np.dtype(dtype)
@@ -522,24 +540,26 @@ def to_dtype(a:np.ndarray, dtype:str) -> np.ndarray:
     return a.astype(dt)
 
 # %% ../nbs/06_sampling.ipynb #d6ebb5bc
-def _write_sample(out:Path, layout:Layout, task:str, i:int, image:np.ndarray, mask:np.ndarray, bands:list, dtype:str):
+def _write_sample(out:Path, layout:Layout, task:str, i:int, image:np.ndarray, mask:np.ndarray, bands:list, dtype:str, radiometry:dict|None=None):
     "Write one sample's files atomically (each file: temporary name, then rename)."
     import io, tifffile
     from specdm.core import atomic_write
     from specdm.data import write_geotiff
     f = _sample_files(layout, task, i)
     if layout == "segmunich":
-        buf = io.BytesIO(); tifffile.imwrite(buf, np.ascontiguousarray(np.moveaxis(to_dtype(image, dtype), 0, -1)), metadata=dict(bands=bands))
+        buf = io.BytesIO(); tifffile.imwrite(buf, np.ascontiguousarray(np.moveaxis(stored_image(image, dtype, radiometry)[0], 0, -1)), metadata=dict(bands=bands))
         with atomic_write(out/f["img"]) as fh: fh.write(buf.getvalue())
         write_geotiff(out/f["label"], _to_segmunich_codes(mask), descriptions=["label"])
     elif layout == "oscd":
         city = f"syn_{i:06d}"
         for k, a in (("img1", image[0]), ("img2", image[1])):
-            for b, band in zip(to_dtype(a, dtype), bands): write_geotiff(out/f[k]/_band_file(city, band), b, descriptions=[band])
+            a, tags = stored_image(a, dtype, radiometry)
+            for j, (b, band) in enumerate(zip(a, bands)):
+                write_geotiff(out/f[k]/_band_file(city, band), b, descriptions=[band], **{t: v[j:j+1] for t, v in tags.items()})
         write_geotiff(out/f["label"], mask.astype(np.uint8) + 1, descriptions=["change"])  # OSCD: 1 = no change, 2 = change
     else:
         imgs = dict(img1=image[0], img2=image[1]) if task == "change" else dict(img=image)
-        for k, a in imgs.items(): write_geotiff(out/f[k], to_dtype(a, dtype), descriptions=bands)
+        for k, a in imgs.items(): a, tags = stored_image(a, dtype, radiometry); write_geotiff(out/f[k], a, descriptions=bands, **tags)
         write_geotiff(out/f["mask"], mask.astype(np.uint8), descriptions=["mask"])
     return f
 
@@ -584,17 +604,17 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     prog = out/f"progress-{state.process_index}.json"
     done = {int(k): v for k, v in (load_json(prog) if prog.is_file() else {}).items()}
     todo = [i for i in _shard(n, state.process_index, state.num_processes) if i not in done]
-    bands = [b["name"] for b in m.data["bands"]]; stats = Acceptance(rule, n, budget) if rule else None
+    bands, rad = [b["name"] for b in m.data["bands"]], source_radiometry(m); stats = Acceptance(rule, n, budget) if rule else None
     try:
         for found in draw(m, todo, rule, lambda k: pair_allowance(budget, n, k), stats, sampler=sampler, steps=steps, eta=eta,
                           spacing=params["spacing"], seed=seed, batch_size=batch_size, progress=progress):
-            for k, j, x, y in found: done[k] = dict(files=_write_sample(out, layout, m.task, k, x.numpy(), y.numpy(), bands, dtype), candidate=j)
+            for k, j, x, y in found: done[k] = dict(files=_write_sample(out, layout, m.task, k, x.numpy(), y.numpy(), bands, dtype, rad), candidate=j)
             save_json({str(k): v for k, v in sorted(done.items())}, prog)  # after the files: listed means written
     except NonFiniteError:
         if state.num_processes == 1 and state.is_main_process and fresh and not done: shutil.rmtree(out)  # it got nothing: leave no trace
         raise
     state.wait_for_everyone()
-    if state.is_main_process: _join_shards(out, params, state.num_processes, m.data, budget)
+    if state.is_main_process: _join_shards(out, params, state.num_processes, dict(m.data, radiometry=rad), budget)
     state.wait_for_everyone()
     return out
 
@@ -614,7 +634,7 @@ def _join_shards(out:Path, params:dict, world:int, data:dict, budget:int):
     if params["layout"] == "oscd":
         with atomic_write(out/OSCD_IMAGES/"train.txt", "w") as fh: fh.write(",".join(f"syn_{k:06d}" for k in keys))
     save_json(dict(**params, specdm_version=specdm.__version__, bands=data["bands"], class_names=data["class_names"],
-                   processes=world, files=[done[k]["files"] for k in keys], **extra), out/"manifest.json")
+                   radiometry=data.get("radiometry"), processes=world, files=[done[k]["files"] for k in keys], **extra), out/"manifest.json")
     for f in out.glob("progress-*.json"): f.unlink()
 
 # %% ../nbs/06_sampling.ipynb #6893f095

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from specdm.data import folder_items, read_raster
-from specdm.sampling import write_test_checkpoint
+from specdm.sampling import write_synthetic, write_test_checkpoint
 
 SCRIPT = textwrap.dedent('''
     import sys, torch
@@ -110,3 +110,18 @@ def test_cli_spacing_is_recorded(tmp_path):
     assert "(leading grid)" in r.stdout and json.loads((tmp_path/"a"/"manifest.json").read_text())["spacing"] == "leading"
     r = _cli("--ckpt", ck, "--n", 1, "--steps", 3, "--sampler", "dpmpp2m", "--out", tmp_path/"b"); assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path/"b"/"manifest.json").read_text())["spacing"] == "logsnr"
+
+def test_synthetic_files_carry_the_source_radiometry(tmp_path):
+    "Data prepared in physical units (files declaring scale/offset) are written back as the source stored them, with the tags."
+    from specdm.core import load_json, save_json
+    from specdm.data import read_image
+    ck = write_test_checkpoint(tmp_path/"ck", "seg")
+    cfg = load_json(ck/"config.json"); cfg["data"]["radiometry"] = dict(units="physical", write_scale=[0.5] * 4, write_offset=[-100.0] * 4)
+    save_json(cfg, ck/"config.json")
+    kw = dict(n=2, sampler="ddim", steps=3, seed=0, batch_size=2)
+    phys = write_synthetic(ck, tmp_path/"f32", dtype="float32", **kw); dn = write_synthetic(ck, tmp_path/"u16", dtype="uint16", **kw)
+    assert load_json(dn/"manifest.json")["radiometry"]["write_scale"] == [0.5] * 4
+    for f in load_json(dn/"manifest.json")["files"]:
+        x, _ = read_image(phys/f["img"]); y, prof = read_image(dn/f["img"])
+        assert prof["scales"] == (0.5,) * 4 and prof["offsets"] == (-100.0,) * 4 and prof["dtype"] == "uint16"
+        np.testing.assert_allclose(y, x, atol=0.26) # DN = (x + 100) / 0.5, rounded: read back through the tags, the same values

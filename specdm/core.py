@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib, json, os, random, shutil, tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -18,7 +19,8 @@ __all__ = ['process_rank', 'seed_everything', 'get_device', 'atomic_write', 'sav
            'CheckpointError', 'save_tensors', 'load_tensors', 'save_checkpoint', 'load_checkpoint', 'epoch_batches',
            'SeededItems', 'micro_batches', 'rng_state', 'set_rng_state', 'append_log', 'read_log', 'trim_log',
            'staged_folder', 'clean_partials', 'commit_step', 'resolve_checkpoint', 'coerce_value', 'field_types',
-           'check_fields', 'config_from_params', 'notebook_params', 'config_parser', 'parse_config']
+           'check_fields', 'config_from_params', 'notebook_params', 'config_parser', 'parse_config', 'cpu_has_bf16',
+           'runnable_precision']
 
 # %% ../nbs/00_core.ipynb #0f319eca
 def process_rank() -> int:
@@ -63,8 +65,9 @@ def atomic_write(path:str|Path, # destination file
 
 # %% ../nbs/00_core.ipynb #9e34e7f2
 def save_json(obj, path:str|Path):
-    "Write `obj` as indented JSON to `path`, atomically."
-    with atomic_write(path, "w", encoding="utf-8") as f: json.dump(obj, f, indent=2, sort_keys=False)
+    "Write `obj` as indented, strict JSON to `path`, atomically; NaN or ±inf anywhere in it raises `ValueError` before anything is written."
+    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) # strict JSON: other readers reject NaN/Infinity
+    with atomic_write(path, "w", encoding="utf-8") as f: f.write(text)
 
 def load_json(path:str|Path):
     "Read a JSON file, naming the file in the error when it is missing or not valid JSON."
@@ -375,3 +378,27 @@ def parse_config(parser, cls, argv:list[str]|None=None) -> dict:
     params.update({k: v for k, v in a.items() if v is not None}); types = field_types(cls)
     try: return {k: coerce_value(k, types[k], v) for k, v in params.items()}
     except ValueError as e: parser.error(str(e))
+
+# %% ../nbs/00_core.ipynb #d7f92176
+import warnings
+def cpu_has_bf16() -> bool:
+    "Whether this CPU computes in bf16 natively (x86 `avx512_bf16` / `amx_bf16`, Arm `bf16`), from /proc/cpuinfo."
+    import re
+    try: info = Path("/proc/cpuinfo").read_text()
+    except OSError: return False # not Linux: assume emulated bf16
+    return bool(re.search(r"^(flags|Features)\s*:.*\b(avx512_bf16|amx_bf16|bf16)\b", info, re.M))
+
+def runnable_precision(requested:Literal["no", "fp16", "bf16"], # what the job asks for
+                       device:str, # "cuda" or "cpu": where the training runs
+                       *, bf16_units:bool|None=None, # the CPU has bf16 units; None: `cpu_has_bf16()`
+                       what:str="training") -> Literal["no", "fp16", "bf16"]:
+    "The mixed precision that runs for `requested` on `device`; a warning says what runs instead when it differs."
+    why = ""
+    if requested == "fp16" and device != "cuda": why = "fp16 autocast runs only on GPUs; Accelerate would train in fp32 on the CPU"
+    elif requested == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported(): why = "this GPU has no bf16 support"
+    elif requested == "bf16" and device != "cuda" and not (cpu_has_bf16() if bf16_units is None else bf16_units):
+        why = "this CPU has no bf16 units (avx512_bf16 / amx_bf16): bf16 would be emulated, about 20x slower than fp32"
+    if not why: return requested
+    warnings.warn(f"{what}: mixed_precision={requested!r} cannot run on this {'GPU' if device == 'cuda' else 'CPU'} ({why}); training in fp32 (mixed_precision='no') "
+                  "instead, and the checkpoint records 'no'", stacklevel=2)
+    return "no"

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import (CheckpointError, append_log, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
+from .core import (cpu_has_bf16, runnable_precision, CheckpointError, append_log, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
                          read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, staged_folder,
                          trim_log, epoch_batches, SeededItems)
 from .data import ChangeDataset, PreparedDataset, SegmentationDataset, flip_rotate
@@ -21,9 +21,9 @@ from .ddpm import EMA, DiffusionConfig, GaussianDiffusion, UNet, UNetConfig, lat
 from .vae import AEConfig, TrainConfig, VAEConfig, build_vae, load_vae, train_vae
 
 # %% auto #0
-__all__ = ['DIHEDRAL', 'Precision', 'encode_moments', 'LatentSet', 'first_batch_scale', 'LDMTrainConfig', 'cpu_has_bf16',
-           'runnable_precision', 'data_description', 'write_ldm_checkpoint', 'LDMResult', 'train_ldm', 'RandomCrop',
-           'JobConfig', 'job_data', 'vae_config', 'unet_config', 'JobResult', 'run_job', 'job_parser', 'specdm_train']
+__all__ = ['DIHEDRAL', 'Precision', 'encode_moments', 'LatentSet', 'first_batch_scale', 'LDMTrainConfig', 'data_description',
+           'write_ldm_checkpoint', 'LDMResult', 'train_ldm', 'RandomCrop', 'JobConfig', 'job_data', 'vae_config',
+           'unet_config', 'JobResult', 'run_job', 'job_parser', 'specdm_train']
 
 # %% ../nbs/05_train_ldm.ipynb #d6ab4dac
 DIHEDRAL = [(k, f) for f in (False, True) for k in range(4)]  # the 8 symmetries of the square
@@ -89,36 +89,14 @@ class LDMTrainConfig:
             if int(getattr(self, k)) < 1: raise ValueError(f"LDMTrainConfig.{k} must be >= 1, got {getattr(self, k)}")
         if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.ema_decay <= 1: raise ValueError("need lr > 0, warmup_steps >= 0, ema_decay in [0, 1]")
 
-# %% ../nbs/05_train_ldm.ipynb #d7f92176
-def cpu_has_bf16() -> bool:
-    "Whether this CPU computes in bf16 natively (x86 `avx512_bf16` / `amx_bf16`, Arm `bf16`), from /proc/cpuinfo."
-    import re
-    try: info = Path("/proc/cpuinfo").read_text()
-    except OSError: return False # not Linux: assume emulated bf16
-    return bool(re.search(r"^(flags|Features)\s*:.*\b(avx512_bf16|amx_bf16|bf16)\b", info, re.M))
-
-def runnable_precision(requested:Precision, # what the job asks for
-                       device:str, # "cuda" or "cpu": where the training runs
-                       *, bf16_units:bool|None=None, # the CPU has bf16 units; None: `cpu_has_bf16()`
-                       what:str="training") -> Precision:
-    "The mixed precision that runs for `requested` on `device`; a warning says what runs instead when it differs."
-    why = ""
-    if requested == "fp16" and device != "cuda": why = "fp16 autocast runs only on GPUs; Accelerate would train in fp32 on the CPU"
-    elif requested == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported(): why = "this GPU has no bf16 support"
-    elif requested == "bf16" and device != "cuda" and not (cpu_has_bf16() if bf16_units is None else bf16_units):
-        why = "this CPU has no bf16 units (avx512_bf16 / amx_bf16): bf16 would be emulated, about 20x slower than fp32"
-    if not why: return requested
-    warnings.warn(f"{what}: mixed_precision={requested!r} cannot run on this {'GPU' if device == 'cuda' else 'CPU'} ({why}); training in fp32 (mixed_precision='no') "
-                  "instead, and the checkpoint records 'no'", stacklevel=2)
-    return "no"
-
 # %% ../nbs/05_train_ldm.ipynb #1e7a5244
 def data_description(ds:PreparedDataset) -> dict:
     "What sampling needs to know about the training data: bands, classes, task, normalisation, patch size, origin."
     m = ds.meta
     return dict(bands=m["bands"], class_names=m["class_names"], task=m["task"], ignore_index=m["ignore_index"],
                 lo=m["stats"]["lo"], hi=m["stats"]["hi"], patch_size=m["patch_size"], source=str(ds.path),
-                params=m.get("params", {}), class_pixels=m["class_pixels"]["train"], source_dtype=ds.source_dtype)
+                params=m.get("params", {}), class_pixels=m["class_pixels"]["train"], source_dtype=ds.source_dtype,
+                radiometry=m.get("radiometry")) # how the source files' values became these units (see `specdm.data.dataset_radiometry`)
 
 def write_ldm_checkpoint(folder:Path, unet:UNet, ema:EMA, vae_folder:Path, config:dict, training_state:dict|None=None) -> Path:
     "Write a self-contained latent-diffusion checkpoint folder atomically (staging folder, then rename)."

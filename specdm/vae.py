@@ -5,7 +5,7 @@
 # %% ../nbs/03_vae.ipynb #55ff4c2d
 from __future__ import annotations
 import json, math, os, random, shutil, time, warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal, NamedTuple, get_args
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .core import (CheckpointError, SeededItems, append_log, atomic_write, clean_partials, commit_step, epoch_batches,
+from .core import (runnable_precision, CheckpointError, SeededItems, append_log, atomic_write, clean_partials, commit_step, epoch_batches,
                          load_checkpoint, micro_batches, read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything,
                          set_rng_state, staged_folder, trim_log)
 from .losses import image_loss, kl_diag_gaussian, mask_loss, sad, to_unit
@@ -483,6 +483,8 @@ def train_vae(model:VAEBase, # built by the caller (`build_vae`); trained in pla
     "Train a stage-1 VAE with AdamW under Accelerate; checkpoint, validate, log, and resume exactly."
     from accelerate import Accelerator
     cfg = cfg or TrainConfig(); run_dir = Path(run_dir); ckpt_dir = run_dir/"ckpt"
+    on_gpu = torch.cuda.is_available() and not cfg.cpu # what runs is what the checkpoint records
+    cfg = replace(cfg, mixed_precision=runnable_precision(cfg.mixed_precision, "cuda" if on_gpu else "cpu", what="stage 1"))
     acc = Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), # cpu=True lets several CPU processes form a group
                       mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
     seed_everything(cfg.seed, rank=acc.process_index)

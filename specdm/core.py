@@ -20,7 +20,7 @@ __all__ = ['process_rank', 'seed_everything', 'get_device', 'atomic_write', 'sav
            'SeededItems', 'micro_batches', 'rng_state', 'set_rng_state', 'append_log', 'read_log', 'trim_log',
            'staged_folder', 'clean_partials', 'commit_step', 'resolve_checkpoint', 'coerce_value', 'field_types',
            'check_fields', 'config_from_params', 'notebook_params', 'config_parser', 'parse_config', 'cpu_has_bf16',
-           'runnable_precision']
+           'runnable_precision', 'cores_available', 'thread_count', 'set_threads']
 
 # %% ../nbs/00_core.ipynb #0f319eca
 def process_rank() -> int:
@@ -402,3 +402,30 @@ def runnable_precision(requested:Literal["no", "fp16", "bf16"], # what the job a
     warnings.warn(f"{what}: mixed_precision={requested!r} cannot run on this {'GPU' if device == 'cuda' else 'CPU'} ({why}); training in fp32 (mixed_precision='no') "
                   "instead, and the checkpoint records 'no'", stacklevel=2)
     return "no"
+
+# %% ../nbs/00_core.ipynb #8db7daf6
+def cores_available() -> int:
+    "CPU cores this process may run on: its affinity mask (`taskset`, cpusets), else `os.cpu_count()`; at least 1."
+    try: return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError): return max(1, os.cpu_count() or 1) # macOS, Windows: no affinity call
+
+def thread_count(threads:int|None=None, # explicit threads per process; None or 0: decide
+                 *, cores:int|None=None, # cores this process may use; None: `cores_available()`
+                 processes:int|None=None, # processes of this job sharing them; None: `LOCAL_WORLD_SIZE` (1 when unset)
+                 env:dict|None=None, # environment to read; None: `os.environ`
+                ) -> int:
+    "Threads for one process: `threads` if > 0, else `OMP_NUM_THREADS` if set, else `cores // processes` (at least 1)."
+    env = os.environ if env is None else env
+    if threads: return max(1, int(threads))
+    if (v := env.get("OMP_NUM_THREADS", "").split(",")[0].strip()).isdigit() and int(v) > 0: return int(v) # "4" or nested "4,2"
+    n = env.get("LOCAL_WORLD_SIZE", "") if processes is None else str(processes)
+    n = int(n) if n.strip().isdigit() and int(n) > 0 else 1
+    return max(1, (cores_available() if cores is None else int(cores)) // n)
+
+# %% ../nbs/00_core.ipynb #8094ba1e
+def set_threads(threads:int|None=None, # explicit threads per process; None or 0: `thread_count`'s policy
+               ) -> int:
+    "Set torch's intra-op threads by `thread_count(threads)`; return the number set."
+    n = thread_count(threads)
+    if torch.get_num_threads() != n: torch.set_num_threads(n)
+    return n

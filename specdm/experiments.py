@@ -4,6 +4,7 @@
 
 # %% ../nbs/09_experiments.ipynb #d1e43123
 from __future__ import annotations
+import specdm  # before torch: sets OMP_WAIT_POLICY (see `specdm.core.set_threads`)
 import json, math, shutil, time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from .core import check_fields, config_from_params, config_parser, get_device, load_json, parse_config, resolve_checkpoint, save_json, seed_everything
+from .core import set_threads, check_fields, config_from_params, config_parser, get_device, load_json, parse_config, resolve_checkpoint, save_json, seed_everything
 from .data import ChangeDataset, PatchDataset, PreparedDataset, SegmentationDataset
 from .downstream import ChangeFormer, FitConfig, PFSegNet, SegFormer, SiamCRNN, evaluate, fit, renormalized
 
@@ -85,7 +86,7 @@ class ExperimentConfig:
     sample_batch_size:int = 32
     subset_seed:int = 0
     synthetic_seed:int = 0
-    threads:int = 1 # 0 → torch's default
+    threads:int = 1 # 0 → `specdm.core.set_threads`'s policy (the cores this process may use)
     device:str = "" # "" → CUDA when available
     keep_checkpoints:bool = False
     out_dir:str = "" # "" → runs/exp_<task>
@@ -287,7 +288,7 @@ def _row(model:str, cond:Condition, seed:int, n_real:int, r:dict) -> dict:
 def run_experiment(cfg:ExperimentConfig, progress:bool=False) -> ExperimentResult:
     "Run (or resume) the grid of `cfg` for every model and seed; write results.json in out_dir."
     cfg = resolved(cfg); out = Path(cfg.out_dir); device = get_device(cfg.device or None)
-    if cfg.threads: torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     data = PreparedDataset(cfg.data)
     if data.task != cfg.task: raise ValueError(f"{data.path} is a {data.task!r} dataset, the experiment's task is {cfg.task!r}")
     test_data = heldout_dataset(data, cfg.test_cities, out/"test_data") if cfg.test_cities else cfg.test_data or None

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import atomic_write, file_sha256, get_device, load_checkpoint, load_json, save_checkpoint, save_json
+from .core import set_threads, atomic_write, file_sha256, get_device, load_checkpoint, load_json, save_checkpoint, save_json
 from .data import DataError, Normalizer, PreparedDataset, band_name, default_palette, read_mask, read_raster
 from .losses import sad
 from fastcore.basics import patch
@@ -592,11 +592,12 @@ def evaluate_parser():
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0: the cores this process may use")
     return p
 
 def specdm_evaluate(argv:list[str]|None=None):
     "Console entry point of `evaluate`."
-    a = evaluate_parser().parse_args(argv)
+    a = evaluate_parser().parse_args(argv); set_threads(a.threads)
     try:
         rep = evaluate(a.real, a.synthetic, a.out, split=a.split, n=a.n, extractor=a.extractor, extractor_steps=a.extractor_steps,
                        inception=False if a.no_inception else a.inception, vae=a.vae, overwrite=a.overwrite, batch_size=a.batch_size,

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import CheckpointError, get_device, load_checkpoint, process_rank, resolve_checkpoint
+from .core import set_threads, CheckpointError, get_device, load_checkpoint, process_rank, resolve_checkpoint
 from .data import Normalizer
 from .ddpm import DiffusionConfig, GaussianDiffusion, UNet, UNetConfig
 from .vae import VAEBase, load_vae, mask_from_logits
@@ -660,12 +660,13 @@ def sample_parser():
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--device", default=None, help="default: this process's Accelerate device")
     p.add_argument("--progress", action="store_true", help="show a progress bar per batch")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process; 0: the cores this process may use, shared among local processes")
     return p
 
 def specdm_sample(argv:list[str]|None=None):
     "Console entry point: sample pairs from a checkpoint and write them as a dataset (resumable, sharded under Accelerate)."
     from specdm.core import load_json
-    a = sample_parser().parse_args(argv)
+    a = sample_parser().parse_args(argv); set_threads(a.threads)
     try: out = write_synthetic(a.ckpt, a.out, a.n, sampler=a.sampler, steps=a.steps, eta=a.eta, spacing=a.spacing, seed=a.seed, batch_size=a.batch_size,
                                layout=a.layout, dtype=a.dtype, min_share=a.min_share, budget=a.budget, overwrite=a.overwrite,
                                device=a.device, progress=a.progress)

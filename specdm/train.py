@@ -4,6 +4,7 @@
 
 # %% ../nbs/05_train_ldm.ipynb #265a5e94
 from __future__ import annotations
+import specdm  # before torch: sets OMP_WAIT_POLICY (see `specdm.core.set_threads`)
 import json, math, os, shutil, time, warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import (cpu_has_bf16, runnable_precision, CheckpointError, append_log, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
+from .core import (cpu_has_bf16, runnable_precision, set_threads, CheckpointError, append_log, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
                          read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, staged_folder,
                          trim_log, epoch_batches, SeededItems)
 from .data import ChangeDataset, PreparedDataset, SegmentationDataset, flip_rotate
@@ -83,6 +84,7 @@ class LDMTrainConfig:
     ckpt_every:int = 500 # steps between checkpoints (and at the end)
     keep_last:int = 2 # step checkpoints kept
     progress:bool = True # progress bar
+    threads:int = 0 # torch CPU threads per process; 0: `specdm.core.set_threads`'s policy
     def __post_init__(self):
         if self.mixed_precision not in get_args(Precision): raise ValueError(f"mixed_precision must be one of {get_args(Precision)}, got {self.mixed_precision!r}")
         for k in ("max_steps", "batch_size", "grad_accum", "log_every", "ckpt_every", "keep_last"):
@@ -156,7 +158,7 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     requested = cfg.mixed_precision # what runs is recorded: fp16 on a CPU trains (and is saved as) fp32
     cfg = replace(cfg, mixed_precision=runnable_precision(requested, PartialState(cpu=cpu).device.type, what="stage 2"))
     acc = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
-    seed_everything(cfg.seed, rank=acc.process_index)
+    seed_everything(cfg.seed, rank=acc.process_index); set_threads(cfg.threads) # after Accelerate, which may set its own
     ds = data if isinstance(data, PreparedDataset) else PreparedDataset(data)
     vae_folder = resolve_checkpoint(vae_checkpoint); vae = load_vae(vae_folder, acc.device).requires_grad_(False)
     items = (ChangeDataset if ds.task == "change" else SegmentationDataset)(ds, "train", augment=False)
@@ -260,6 +262,7 @@ class JobConfig:
     sample_steps:int = 50
     n_samples:int = 64
     seed:int = 0
+    threads:int = 0 # torch CPU threads per process; 0: `specdm.core.set_threads`'s policy
     def __post_init__(self): check_fields(self) # each value read as its field's type ("[2]" -> (2,)); choices checked
     @classmethod
     def from_params(cls, params:dict) -> JobConfig:
@@ -303,10 +306,11 @@ def run_job(cfg:JobConfig) -> JobResult:
     "Prepare data (built-in scenes by default), train stage 1 unless given, then stage 2; resume where possible."
     from accelerate import PartialState
     device = PartialState(cpu=not torch.cuda.is_available()).device.type # where both stages train
+    set_threads(cfg.threads) # data preparation too
     unet_config(cfg, 1); DiffusionConfig(schedule=cfg.schedule) # a U-Net or schedule that cannot be built fails before any work
     lcfg = LDMTrainConfig(max_steps=cfg.ldm_steps, batch_size=cfg.ldm_batch_size, lr=cfg.ldm_lr, warmup_steps=cfg.warmup_steps,
                           ema_decay=cfg.ema_decay, grad_accum=cfg.grad_accum, mixed_precision=cfg.mixed_precision, seed=cfg.seed,
-                          ckpt_every=cfg.checkpoint_every)
+                          ckpt_every=cfg.checkpoint_every, threads=cfg.threads)
     run = Path(cfg.run_dir); ds = PreparedDataset(job_data(cfg))
     vae_ckpt = Path(cfg.vae_checkpoint) if cfg.vae_checkpoint else None
     if vae_ckpt is None:
@@ -314,7 +318,7 @@ def run_job(cfg:JobConfig) -> JobResult:
         tcfg = TrainConfig(max_steps=cfg.vae_steps, batch_size=cfg.vae_batch_size, lr=cfg.vae_lr, grad_accum=cfg.grad_accum,
                            seed=cfg.seed, val_every=max(1, cfg.vae_steps),
                            mixed_precision=runnable_precision(cfg.mixed_precision, device, what="stage 1"),
-                           ckpt_every=cfg.checkpoint_every, log_every=25, val_batches=8)
+                           ckpt_every=cfg.checkpoint_every, log_every=25, val_batches=8, threads=cfg.threads)
         val = Dset(ds, "val") if ds.meta["splits"]["val"] else None
         seed_everything(cfg.seed)  # the VAE's initial weights follow from the seed too
         train = Dset(ds, "train", augment=True)

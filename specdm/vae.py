@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .core import (runnable_precision, CheckpointError, SeededItems, append_log, atomic_write, clean_partials, commit_step, epoch_batches,
+from .core import (set_threads, runnable_precision, CheckpointError, SeededItems, append_log, atomic_write, clean_partials, commit_step, epoch_batches,
                          load_checkpoint, micro_batches, read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything,
                          set_rng_state, staged_folder, trim_log)
 from .losses import image_loss, kl_diag_gaussian, mask_loss, sad, to_unit
@@ -380,6 +380,7 @@ class TrainConfig:
     ckpt_every:int = 500 # steps between checkpoints (and at the end)
     keep_last:int = 2 # step checkpoints kept
     num_workers:int = 0 # DataLoader workers
+    threads:int = 0 # torch CPU threads per process; 0: `specdm.core.set_threads`'s policy (cores shared by local processes)
     progress:bool = True # progress bar
 
     def __post_init__(self):
@@ -388,7 +389,7 @@ class TrainConfig:
         for k in ("max_steps", "batch_size", "grad_accum", "log_every", "val_every", "ckpt_every", "keep_last"):
             if int(getattr(self, k)) < 1: raise ValueError(f"TrainConfig.{k} must be >= 1, got {getattr(self, k)}")
         if self.lr <= 0 or (self.grad_clip is not None and self.grad_clip <= 0): raise ValueError("lr and grad_clip must be > 0")
-        if self.num_workers < 0: raise ValueError("num_workers must be >= 0")
+        if self.num_workers < 0 or self.threads < 0: raise ValueError("num_workers and threads must be >= 0")
 
 # %% ../nbs/03_vae.ipynb #ee184e7a
 def _loader(data:Dataset, batches:list, num_workers:int, seed:int) -> DataLoader:
@@ -487,7 +488,7 @@ def train_vae(model:VAEBase, # built by the caller (`build_vae`); trained in pla
     cfg = replace(cfg, mixed_precision=runnable_precision(cfg.mixed_precision, "cuda" if on_gpu else "cpu", what="stage 1"))
     acc = Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), # cpu=True lets several CPU processes form a group
                       mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
-    seed_everything(cfg.seed, rank=acc.process_index)
+    seed_everything(cfg.seed, rank=acc.process_index); set_threads(cfg.threads) # after Accelerate, which may set its own
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     step, rng, folder = 0, None, None
     if (ckpt_dir/"latest").is_file():

@@ -1,6 +1,11 @@
 import os
+# Before anything imports torch: one thread per test process, waiting OpenMP threads that sleep (see tests/run.sh).
+os.environ.setdefault("OMP_NUM_THREADS", "1"); os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
 import pytest
+import torch
+from specdm.core import set_threads
+set_threads() # OMP_NUM_THREADS, also when a plugin imported torch first
 
 def _data_dir():
     d = os.environ.get("SPECDM_DATA")

@@ -3,6 +3,10 @@
 # Real data: set SPECDM_DATA to the folder holding oscd/, sen1floods11/, segmunich_sample/ (tests skip without it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One torch thread per test process, and OpenMP threads that sleep while they wait: nbdev_test runs two notebooks at
+# once, and a spinning thread pool beside another process slowed steps up to 17x (nbs/00_core.ipynb, "Threads").
+# Set before any Python starts, so every worker and subprocess inherits it; values already set are kept.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 fail=0
 echo "== notebooks clean (nbdev_clean) =="
 nbdev_clean

@@ -107,7 +107,7 @@ class Sensor:
 def gaussian_sensor(name:str, # short id
                     wavelengths:Sequence[float], # (C,) band centres, nm
                     fwhm:Sequence[float], # (C,) nm
-                    resolution:int, # ground sampling distance, m
+                    resolution:float, # ground sampling distance, m
                     bad_bands:Sequence[int]=(), # 0-based indices of bands flagged bad
                     source:str="", # where the numbers come from
                    ) -> Sensor:
@@ -191,16 +191,19 @@ def get_sensor(sensor:str|Sensor="sentinel2", # a preset name (see `SENSORS`) or
 def _select(bands:str|Sequence[str]|None, sensor:str|Sensor) -> tuple[Sensor, tuple[int, ...]]:
     "The sensor and the indices of the selected bands (Sentinel-2: `specdm.data` presets and names, default 'segmunich')."
     s = get_sensor(sensor); names = [b.name for b in s.bands]
-    if s == _preset("sentinel2"): return s, tuple(names.index(b.name) for b in select_bands("segmunich" if bands is None else bands))
+    if s == _preset("sentinel2"):
+        sel = select_bands("segmunich" if bands is None else bands)
+        if other := [b.name for b in sel if b.name not in names]: raise ValueError(f"{other[0]!r} is not a Sentinel-2 band; pass sensor= for another sensor")
+        return s, tuple(names.index(b.name) for b in sel)
     if bands is None or bands == "all": return s, tuple(range(len(names)))
     if bands == "good": return s, tuple(i for i, n in enumerate(names) if n not in s.bad_bands)
-    want = [b.strip() for b in bands.split(",") if b.strip()] if isinstance(bands, str) else list(bands)
+    want = [b.strip() for b in bands.split(",") if b.strip()] if isinstance(bands, str) else [getattr(b, "name", b) for b in bands]
     if missing := [b for b in want if b not in names]:
         raise ValueError(f"sensor {s.name!r} has no band {missing[0]!r}: give None or 'all', 'good' (without bad bands) or names {names[0]}..{names[-1]}")
     if len(set(want)) != len(want): raise ValueError(f"duplicate band in {want}")
     return s, tuple(names.index(b) for b in want)
 
-def scene_bands(bands:str|Sequence[str]|None=None, # Sentinel-2: preset, comma string or names (None: 'segmunich'); else None/'all', 'good' or names
+def scene_bands(bands:str|Sequence[str]|Sequence[Band]|None=None, # Sentinel-2: preset, comma string or names (None: 'segmunich'); else None/'all', 'good', names or Bands
                 sensor:str|Sensor="sentinel2", # preset name or `Sensor`
                ) -> list[Band]: # the scene's C bands, in image order
     "The bands of a scene: what a prepared dataset of the scenes should record."
@@ -439,8 +442,8 @@ def render_scene(mask:np.ndarray, # uint8 (H, W) class indices
     u, o = mask == BUILT_UP, obj[mask == BUILT_UP]; g = textures[2][u][:, None] # urban pixels: roofs, trees, pavement
     x[u] = (1 - g - _PAVED)*x[u] + g*tree[o] + _PAVED*pave[o]
     x = np.moveaxis(x*(1 + 0.04*textures[1])[..., None], -1, 0)*np.reshape(gain, (-1, 1, 1))
-    for r in {b.resolution for b in bs}:
-        i = [j for j, b in enumerate(bs) if b.resolution == r]; x[i] = ndimage.gaussian_filter(x[i], (0, r/20, r/20))
+    for r in {b.resolution or 10 for b in bs}: # unknown resolution: 10 m, the scene's grid
+        i = [j for j, b in enumerate(bs) if (b.resolution or 10) == r]; x[i] = ndimage.gaussian_filter(x[i], (0, r/20, r/20))
     x = 10000*x
     return np.clip(x + rng.standard_normal(x.shape)*(20 + 0.01*x), 0, None).astype(np.float32)
 

@@ -19,11 +19,11 @@ from .core import atomic_write, file_sha256, load_json, save_json
 __all__ = ['S2_BANDS', 'BAND_PRESETS', 'MICROMETRE_LIKE', 'ENVI_BINARY_SUFFIXES', 'HUGE_FILL', 'WAVELENGTH_TOLERANCE',
            'SEGMUNICH_REMAP', 'SEGMUNICH_CLASSES', 'OSCD_IMAGES', 'OSCD_LABELS', 'MASK_SUFFIXES',
            'INDIAN_PINES_CLASSES', 'ENMAP_POTSDAM_CLASSES', 'SPLITS', 'FORMAT_VERSION', 'Band', 'band_name',
-           'select_bands', 'DataError', 'nm_per_unit', 'to_nm', 'detector_runs', 'SourceBands', 'spectral_bands',
-           'read_wavelengths', 'Item', 'file_dtype', 'common_dtype', 'DataWarning', 'Radiometry',
-           's2_processing_baseline', 'file_radiometry', 'raster_path', 'read_profile', 'read_raster', 'write_geotiff',
-           'raster_bands', 'band_table', 'file_bands', 'band_metadata', 'fill_candidates', 'find_untagged_fill',
-           'read_image', 'read_spectral', 'find_band_file', 'check_units', 'combine_radiometry', 'read_band_files',
+           'select_bands', 'DataError', 'DataWarning', 'Radiometry', 's2_processing_baseline', 'file_radiometry',
+           'nm_per_unit', 'to_nm', 'detector_runs', 'SourceBands', 'spectral_bands', 'read_wavelengths', 'Item',
+           'file_dtype', 'common_dtype', 'raster_path', 'read_profile', 'read_raster', 'write_geotiff', 'raster_bands',
+           'band_table', 'file_bands', 'band_metadata', 'fill_candidates', 'find_untagged_fill', 'read_image',
+           'read_spectral', 'find_band_file', 'check_units', 'combine_radiometry', 'read_band_files',
            'read_stacked_tiff', 'read_mask', 'mat_arrays', 'read_mat', 'check_mask_values', 'unlabelled_to_ignore',
            'remap_segmunich', 'oscd_change_labels', 'segmunich_items', 'oscd_cities', 'oscd_label', 'oscd_items',
            'sen1floods11_items', 'folder_task', 'folder_masks', 'mask_encoding', 'description_bands',
@@ -82,6 +82,55 @@ def _need_file(path:Path) -> Path:
     if not path.is_file(): raise DataError(path, "is not a file")
     if path.stat().st_size == 0: raise DataError(path, "file is empty")
     return path
+
+# %% ../nbs/01_data.ipynb #7dcce274
+class DataWarning(UserWarning):
+    "Input that was read, with a decision the user should know about (a fill value found, a band order assumed…)."
+
+@dataclass(frozen=True)
+class Radiometry:
+    "Per-band map from stored values to the prepared units: `x * scale + offset`; `source` says who declared it."
+    scale: tuple[float, ...] # (C,)
+    offset: tuple[float, ...] # (C,), in physical units after scaling
+    source: Literal["none", "file", "s2_baseline"] = "none"
+    note: str = "" # where the declaration came from (tags, product name)
+
+    @classmethod
+    def identity(cls, n:int) -> Radiometry: return cls((1.0,) * n, (0.0,) * n)
+    @property
+    def physical(self) -> bool: return self.source == "file" # units changed from stored to physical
+    def apply(self, x:np.ndarray) -> np.ndarray:
+        "(C, H, W) stored values -> prepared units (NaN stays NaN)."
+        if self.source == "none": return x
+        return x * np.asarray(self.scale, np.float32)[:, None, None] + np.asarray(self.offset, np.float32)[:, None, None]
+    def select(self, idx:Sequence[int]) -> Radiometry:
+        "The same map for a subset (or reordering) of the bands."
+        return Radiometry(tuple(self.scale[i] for i in idx), tuple(self.offset[i] for i in idx), self.source, self.note)
+
+# %% ../nbs/01_data.ipynb #e6ffff1f
+def s2_processing_baseline(path:str|Path, tags:dict) -> float|None:
+    "Sentinel-2 processing baseline from a `PROCESSING_BASELINE` tag or a product name (`_N0400_`, `_N04.00_`); None if unknown."
+    for k, v in tags.items():
+        if k.upper() in ("PROCESSING_BASELINE", "PROCESSINGBASELINE"):
+            try: return float(v)
+            except ValueError: pass
+    m = re.search(r"_N(\d{2})\.?(\d{2})(?=_|$)", Path(path).stem)
+    return float(f"{m[1]}.{m[2]}") if m else None
+
+def file_radiometry(path:str|Path, # the file, named in the note
+                    prof:dict, # from `read_raster`: dtype, count, scales, offsets, tags
+                   ) -> Radiometry:
+    "What the file declares: GDAL scale/offset, else Sentinel-2's baseline-04.00 offset, else nothing."
+    n = prof["count"]; sc, of = tuple(prof.get("scales") or (1.0,) * n), tuple(prof.get("offsets") or (0.0,) * n)
+    if any(s != 1 for s in sc) or any(o != 0 for o in of):
+        return Radiometry(tuple(map(float, sc)), tuple(map(float, of)), "file", f"{Path(path).name}: GDAL scale/offset")
+    tags = prof.get("tags") or {}
+    add = [v for k, v in tags.items() if re.fullmatch(r"(BOA|RADIO)_ADD_OFFSET", k.upper())]
+    if add: return Radiometry((1.0,) * n, (float(add[0]),) * n, "s2_baseline", f"{Path(path).name}: ADD_OFFSET tag {add[0]}")
+    pb = s2_processing_baseline(path, tags)
+    if pb is not None and pb >= 4 and np.dtype(prof["dtype"]).kind in "iu":
+        return Radiometry((1.0,) * n, (-1000.0,) * n, "s2_baseline", f"{Path(path).name}: processing baseline {pb:05.2f} ≥ 04.00, offset −1000 DN")
+    return Radiometry.identity(n)
 
 # %% ../nbs/01_data.ipynb #461bed10
 _NM_PER = {**dict.fromkeys(("nm", "nanometer", "nanometers", "nanometre", "nanometres"), 1.0),
@@ -242,55 +291,6 @@ def common_dtype(dtypes:Iterable[str|None]) -> str:
     "The dtype that holds every given dtype (`None`s skipped); 'float32' when none is known."
     known = [np.dtype(d) for d in dtypes if d is not None]
     return np.result_type(*known).name if known else "float32"
-
-# %% ../nbs/01_data.ipynb #7dcce274
-class DataWarning(UserWarning):
-    "Input that was read, with a decision the user should know about (a fill value found, a band order assumed…)."
-
-@dataclass(frozen=True)
-class Radiometry:
-    "Per-band map from stored values to the prepared units: `x * scale + offset`; `source` says who declared it."
-    scale: tuple[float, ...] # (C,)
-    offset: tuple[float, ...] # (C,), in physical units after scaling
-    source: Literal["none", "file", "s2_baseline"] = "none"
-    note: str = "" # where the declaration came from (tags, product name)
-
-    @classmethod
-    def identity(cls, n:int) -> Radiometry: return cls((1.0,) * n, (0.0,) * n)
-    @property
-    def physical(self) -> bool: return self.source == "file" # units changed from stored to physical
-    def apply(self, x:np.ndarray) -> np.ndarray:
-        "(C, H, W) stored values -> prepared units (NaN stays NaN)."
-        if self.source == "none": return x
-        return x * np.asarray(self.scale, np.float32)[:, None, None] + np.asarray(self.offset, np.float32)[:, None, None]
-    def select(self, idx:Sequence[int]) -> Radiometry:
-        "The same map for a subset (or reordering) of the bands."
-        return Radiometry(tuple(self.scale[i] for i in idx), tuple(self.offset[i] for i in idx), self.source, self.note)
-
-# %% ../nbs/01_data.ipynb #e6ffff1f
-def s2_processing_baseline(path:str|Path, tags:dict) -> float|None:
-    "Sentinel-2 processing baseline from a `PROCESSING_BASELINE` tag or a product name (`_N0400_`, `_N04.00_`); None if unknown."
-    for k, v in tags.items():
-        if k.upper() in ("PROCESSING_BASELINE", "PROCESSINGBASELINE"):
-            try: return float(v)
-            except ValueError: pass
-    m = re.search(r"_N(\d{2})\.?(\d{2})(?=_|$)", Path(path).stem)
-    return float(f"{m[1]}.{m[2]}") if m else None
-
-def file_radiometry(path:str|Path, # the file, named in the note
-                    prof:dict, # from `read_raster`: dtype, count, scales, offsets, tags
-                   ) -> Radiometry:
-    "What the file declares: GDAL scale/offset, else Sentinel-2's baseline-04.00 offset, else nothing."
-    n = prof["count"]; sc, of = tuple(prof.get("scales") or (1.0,) * n), tuple(prof.get("offsets") or (0.0,) * n)
-    if any(s != 1 for s in sc) or any(o != 0 for o in of):
-        return Radiometry(tuple(map(float, sc)), tuple(map(float, of)), "file", f"{Path(path).name}: GDAL scale/offset")
-    tags = prof.get("tags") or {}
-    add = [v for k, v in tags.items() if re.fullmatch(r"(BOA|RADIO)_ADD_OFFSET", k.upper())]
-    if add: return Radiometry((1.0,) * n, (float(add[0]),) * n, "s2_baseline", f"{Path(path).name}: ADD_OFFSET tag {add[0]}")
-    pb = s2_processing_baseline(path, tags)
-    if pb is not None and pb >= 4 and np.dtype(prof["dtype"]).kind in "iu":
-        return Radiometry((1.0,) * n, (-1000.0,) * n, "s2_baseline", f"{Path(path).name}: processing baseline {pb:05.2f} ≥ 04.00, offset −1000 DN")
-    return Radiometry.identity(n)
 
 # %% ../nbs/01_data.ipynb #930e4160
 ENVI_BINARY_SUFFIXES = ("", ".img", ".dat", ".bsq", ".bil", ".bip", ".raw", ".bin", ".envi")

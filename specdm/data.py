@@ -162,7 +162,7 @@ def to_nm(values:Sequence[float], # centre wavelengths as the source gives them
 # %% ../nbs/01_data.ipynb #196a7334
 def detector_runs(wl:np.ndarray, # (C,) nm in band order
                   path, # named in errors
-                  max_runs:int=3, min_run:int=5) -> list[tuple[int, int]]:
+                  max_runs:int=4, min_run:int=5) -> list[tuple[int, int]]:
     "Band ranges [start, stop) over which wavelengths increase: one, or one per detector of a spectrometer that restarts (EnMAP's VNIR then SWIR); anything else is refused."
     wl = np.asarray(wl, np.float64); d = np.diff(wl)
     if (same := np.flatnonzero(d == 0)).size:
@@ -172,7 +172,7 @@ def detector_runs(wl:np.ndarray, # (C,) nm in band order
     if len(runs) > 1 and (len(runs) > max_runs or min(b - a for a, b in runs) < min_run):
         i = cuts[1]
         raise DataError(path, f"wavelengths are not increasing: band {i + 1} at {wl[i]:g} nm follows band {i} at {wl[i - 1]:g} nm (a reversed, shuffled "
-                              f"or misassigned list?); only a spectrometer's detectors may restart, as EnMAP's VNIR and SWIR do: at most {max_runs} increasing runs of ≥ {min_run} bands")
+                              f"or misassigned list?); only a spectrometer's detectors may restart, as AVIRIS's four and EnMAP's two do: at most {max_runs} increasing runs of ≥ {min_run} bands")
     return runs
 
 # %% ../nbs/01_data.ipynb #9e257491

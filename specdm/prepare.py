@@ -7,18 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Sequence
 
-from fastcore.script import call_parse, Param, store_true
+from fastcore.script import call_parse, Param, bool_arg, store_true
 
-from .data import (SEGMUNICH_CLASSES, DataError, PreparedDataset, folder_bands, folder_items, folder_masks, folder_task,
-                         mask_encoding, oscd_items,
-                         prepare_dataset, segmunich_items, select_bands, sen1floods11_items)
-from .scenes import SCENE_CLASSES, scene_items
+import re
+from .data import (SEGMUNICH_CLASSES, DataError, PreparedDataset, check_mask_values, csv_items, csv_pairs, folder_first_image,
+                         folder_items, folder_masks, folder_task, image_bands, mask_encoding, oscd_items, prepare_dataset, read_scene,
+                         scene_block_items, segmunich_items, select_bands, sen1floods11_items, unlabelled_to_ignore)
+from .scenes import SCENE_CLASSES, scene_bands, scene_items
 
 # %% auto #0
 __all__ = ['Layout', 'CHANGE_CLASSES', 'parse_colours', 'prepare', 'specdm_prepare']
 
 # %% ../nbs/01b_prepare.ipynb #3dd81075
-Layout = Literal["scenes", "segmunich", "oscd", "sen1floods11", "folder"]
+Layout = Literal["scenes", "segmunich", "oscd", "sen1floods11", "folder", "scene", "csv"]
 CHANGE_CLASSES = ("no change", "change")
 
 def parse_colours(colours:str|Sequence|None) -> list[tuple[int, int, int]]|None:
@@ -32,6 +33,26 @@ def parse_colours(colours:str|Sequence|None) -> list[tuple[int, int, int]]|None:
     if not out or any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in out):
         raise ValueError(f"class colours {colours!r}: give '#rrggbb,#rrggbb,…' or 'r,g,b;r,g,b;…' with values 0..255")
     return out
+
+_GT_NAME = re.compile(r"(^|[_\-. ])(gt|labels?|ground_?truth|masks?|classes)([_\-. ]|$)", re.I)
+
+def _scene_files(src:Path, labels) -> tuple[Path, Path|None, Path|None]:
+    "Image, ground truth and band table of a scene: `src` and `labels` as given, or found in the folder `src` (ground truth: a name with gt/label/mask; table: a CSV named *wavelength*)."
+    if not src.exists(): raise DataError(src, "not found")
+    if src.is_file(): return src, Path(labels) if labels else None, None
+    fs = sorted(p for p in src.iterdir() if p.suffix.lower() in (".mat", ".tif", ".tiff", ".hdr") and not p.name.startswith("."))
+    gts, imgs = [p for p in fs if _GT_NAME.search(p.stem)], [p for p in fs if not _GT_NAME.search(p.stem)]
+    if labels: gts = [Path(labels)]
+    if len(imgs) != 1 or len(gts) > 1: raise DataError(src, f"holds {[p.name for p in fs]}: pass the image file as --src and its ground truth as --labels")
+    tables = [p for p in src.glob("*.csv") if "wavelength" in p.name.lower()]
+    return imgs[0], gts[0] if gts else None, tables[0] if len(tables) == 1 else None
+
+def _label_classes(class_names, k:int, unlabelled:int|None) -> list[str]:
+    "Class names given, else class_0 … for label codes up to k-1 (one fewer when a code means unlabelled)."
+    if class_names: return list(class_names)
+    k = k - 1 if unlabelled is not None and unlabelled < k else k
+    if k <= 0: raise ValueError("the labels hold no class (only the unlabelled code or nodata)")
+    return [f"class_{c}" for c in range(k)]
 
 def _folder_classes(src:Path, class_names, colours=None) -> tuple[list[str], str]:
     "Class names (given, `classes.txt`, or from the masks) and the masks' encoding (`specdm.data.mask_encoding`)."
@@ -52,17 +73,25 @@ def _folder_classes(src:Path, class_names, colours=None) -> tuple[list[str], str
 # %% ../nbs/01b_prepare.ipynb #0a044c5a
 def prepare(layout:Layout, # which reader
             out:str|Path, # destination folder of the prepared dataset
-            src:str|Path|None=None, # raw dataset root (not used for "scenes")
-            *, bands:str|None=None, # preset or comma-separated names; None: the files' own (folder) or "segmunich"
+            src:str|Path|None=None, # raw dataset root (not used for "scenes"); scene: the image file or its folder
+            *, bands:str|None=None, # preset or comma-separated names (band_<k> for bands described by wavelength); None: the files' own (folder, scene, csv) or "segmunich"
             patch_size:int=128, overlap:float=0.0, max_invalid:float=0.5,
             task:Literal["seg", "change"]="seg", # scenes only; the other layouts know their task
-            n_scenes:int=32, scene_size:int=256, seed:int=0, # scenes only
-            val_fraction:float=0.25, # scenes, sen1floods11 and flat folders: share of scenes in "val"
+            n_scenes:int=32, scene_size:int=256, seed:int=0, # scenes only (seed: also random and block splits)
+            sensor:str="sentinel2", # scenes only: the sensor whose bands the scenes are rendered at (specdm.scenes.SENSORS)
+            val_fraction:float=0.25, # scenes, sen1floods11, flat folders, single CSV lists, scene blocks: share in "val"
+            test_fraction:float=0.2, # scene: share of the blocks in "test"
             cities:str|None=None, val_cities:str|None=None, # OSCD: comma-separated; default all of train.txt / none
-            class_names:str|None=None, # folder: comma-separated class names
+            class_names:str|None=None, # folder, scene, csv: comma-separated class names
             class_colours:str|Sequence|None=None, # folder: colour per class for RGB colour-coded masks ('#ffffff,#0000ff,…')
             nodata:float|None=None, # image fill value for files without a nodata tag (None: found where it fills rows/columns)
             radiometry:Literal["auto", "raw"]="auto", # "auto": apply the scale/offset the files declare; "raw": stored values
+            wavelengths:str|Path|None=None, # band table (CSV) for sources without their own; scene: found in src's folder as *wavelength*.csv
+            drop_bad_bands:bool=True, # leave out bands the source flags bad (bbl = 0)
+            unlabelled:int|None=None, # label code meaning "no label" (Indian Pines, EnMAP: 0) → ignore index, classes renumbered from 0
+            labels:str|Path|None=None, # scene: the ground-truth file (default: found beside the image, or in the same .mat)
+            mat_key:str|None=None, gt_key:str|None=None, # scene: array names in .mat files (default: the only 3-D / 2-D array)
+            block:int|None=None, # scene: side of the split blocks in pixels (default 2 × patch_size)
             overwrite:bool=False, checksums:bool=True, progress:bool=False) -> Path:
     "Prepare a dataset from a raw layout or the built-in scenes; return the prepared folder."
     split = lambda s: [c.strip() for c in s.split(",") if c.strip()] if s else None
@@ -70,13 +99,18 @@ def prepare(layout:Layout, # which reader
                   max_invalid=max_invalid, task=task, n_scenes=n_scenes, scene_size=scene_size, seed=seed,
                   val_fraction=val_fraction, cities=cities, val_cities=val_cities, class_names=class_names)
     if layout != "scenes" and src is None: raise ValueError(f"layout {layout!r} needs src")
-    read = dict(nodata=nodata, radiometry=radiometry); colours = parse_colours(class_colours); assumed = False
-    if bands is None and layout == "folder":
-        bands = folder_bands(src); assumed = bands is None; bands = bands or "segmunich"
-    bands = bands or "segmunich"
+    read = dict(nodata=nodata, radiometry=radiometry); colours = parse_colours(class_colours); assumed, spectral = False, None
+    if layout in ("folder", "csv"):
+        first = folder_first_image(src) if layout == "folder" else csv_pairs(src)[0][0]
+        sel, assumed, spectral = image_bands(first, bands, wavelengths=wavelengths, drop_bad_bands=drop_bad_bands, fallback="segmunich" if layout == "folder" else None)
+        bands = "segmunich" if assumed else bands if spectral is None and isinstance(bands, str) else ",".join(b.name for b in sel)
+    else: sel = None
+    bands = bands or ("segmunich" if sensor == "sentinel2" or layout != "scenes" else None)
     params.update(bands=bands, bands_assumed=assumed, class_colours=[list(c) for c in colours] if colours else None, nodata=nodata, radiometry=radiometry)
+    if layout in ("scene", "csv", "folder") or sensor != "sentinel2":
+        params.update(wavelengths=str(wavelengths) if wavelengths else None, drop_bad_bands=drop_bad_bands, unlabelled=unlabelled, sensor=sensor)
     if layout == "scenes":
-        items = scene_items(n_scenes, scene_size, seed, bands, task, val_fraction)
+        items, sel = scene_items(n_scenes, scene_size, seed, bands, task, val_fraction, sensor=sensor), scene_bands(bands, sensor)
         classes = SCENE_CLASSES if task == "seg" else CHANGE_CLASSES
     elif layout == "segmunich": items, classes, task = segmunich_items(src, bands=bands), SEGMUNICH_CLASSES, "seg"
     elif layout == "oscd":
@@ -84,32 +118,57 @@ def prepare(layout:Layout, # which reader
     elif layout == "sen1floods11": items, classes, task = sen1floods11_items(src, bands, val_fraction=val_fraction, seed=seed, **read), ("not water", "water"), "seg"
     elif layout == "folder":
         classes, enc = _folder_classes(Path(src), split(class_names), colours); task = folder_task(src); params["mask_encoding"] = enc
-        items = folder_items(src, bands, len(classes), val_fraction=val_fraction, seed=seed, assumed_order=assumed,
-                             encoding=enc, colours=colours, **read)
-    else: raise ValueError(f"unknown layout {layout!r}; choose from scenes, segmunich, oscd, sen1floods11, folder")
-    return prepare_dataset(items, out, task=task, bands=bands, class_names=classes, patch_size=patch_size, overlap=overlap,
-                           max_invalid=max_invalid, overwrite=overwrite, params=params, checksums=checksums, progress=progress)
+        if unlabelled is not None and not class_names: classes = _label_classes(None, len(classes), unlabelled)
+        items = folder_items(src, sel, len(classes), val_fraction=val_fraction, seed=seed, assumed_order=assumed,
+                             encoding=enc, colours=colours, unlabelled=unlabelled, wavelengths=wavelengths, **read)
+    elif layout == "csv":
+        classes, task = _label_classes(split(class_names), mask_encoding([lab for _, lab, _ in csv_pairs(src)])[1], unlabelled), "seg"
+        items = csv_items(src, sel, len(classes), val_fraction=val_fraction, seed=seed, unlabelled=unlabelled, wavelengths=wavelengths, **read)
+    elif layout == "scene":
+        image, gt, table = _scene_files(Path(src), labels); wavelengths = wavelengths or table; block = block or 2 * patch_size
+        if block < patch_size: raise ValueError(f"block ({block} px) must be at least the patch size ({patch_size} px): patches are cut inside blocks")
+        x, y, info = read_scene(image, gt, mat_key=mat_key, gt_key=gt_key, wavelengths=wavelengths, drop_bad_bands=drop_bad_bands, bands=bands if bands != "segmunich" else None, **read)
+        y = unlabelled_to_ignore(y, unlabelled); valid = y[y != 255]
+        classes, task = _label_classes(split(class_names), int(valid.max(initial=-1)) + 1, None), "seg"
+        check_mask_values(y, len(classes), 255, gt or image)
+        items = scene_block_items(image.stem, x, y, block=block, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                                  sources=info["sources"], dtype=info["dtype"], radiometry=info["radiometry"], notes=info["notes"])
+        sel, spectral = info["bands"], info["spectral"]
+        params.update(image=str(image), labels=str(gt) if gt else None, wavelengths=str(wavelengths) if wavelengths else None, block=block,
+                      test_fraction=test_fraction, mat_key=mat_key, gt_key=gt_key, bands=",".join(b.name for b in sel))
+    else: raise ValueError(f"unknown layout {layout!r}; choose from scenes, segmunich, oscd, sen1floods11, folder, scene, csv")
+    return prepare_dataset(items, out, task=task, bands=sel or bands, class_names=classes, patch_size=patch_size, overlap=overlap,
+                           max_invalid=max_invalid, overwrite=overwrite, params=params, checksums=checksums, progress=progress, spectral=spectral)
 
 # %% ../nbs/01b_prepare.ipynb #98d13960
 @call_parse
-def specdm_prepare(layout:Param("scenes, segmunich, oscd, sen1floods11 or folder", str)="scenes",
+def specdm_prepare(layout:Param("scenes, segmunich, oscd, sen1floods11, folder, scene (one labelled image) or csv (tile lists)", str)="scenes",
                    out:Param("destination folder", str)="prepared/scenes",
-                   src:Param("raw dataset root (not for scenes)", str)=None,
-                   bands:Param("band preset (segmunich, s2, s2_10band, rgb) or comma-separated names; default: the files' band descriptions (folder), else segmunich", str)=None,
+                   src:Param("raw dataset root (not for scenes); scene: the image file or its folder", str)=None,
+                   bands:Param("band preset (segmunich, s2, s2_10band, rgb) or comma-separated names (band_<k> for hyperspectral files); default: the files' own, else segmunich", str)=None,
                    patch_size:Param("patch size in pixels", int)=128,
                    overlap:Param("overlap rate between neighbouring patches, in [0, 1)", float)=0.0,
                    max_invalid:Param("drop patches with more than this share of nodata/ignored pixels", float)=0.5,
                    task:Param("scenes: seg or change", str)="seg",
                    n_scenes:Param("scenes: number of scenes", int)=32,
                    scene_size:Param("scenes: side in pixels", int)=256,
-                   seed:Param("scenes and random splits: seed", int)=0,
-                   val_fraction:Param("share of scenes/files put in the validation split", float)=0.25,
+                   sensor:Param("scenes: sensor whose bands to render (sentinel2, aviris_indian_pines, enmap)", str)="sentinel2",
+                   seed:Param("scenes, random and block splits: seed", int)=0,
+                   val_fraction:Param("share of scenes/files/blocks put in the validation split", float)=0.25,
+                   test_fraction:Param("scene: share of the blocks put in the test split", float)=0.2,
                    cities:Param("oscd: comma-separated cities (default: train.txt)", str)=None,
                    val_cities:Param("oscd: comma-separated validation cities", str)=None,
-                   class_names:Param("folder: comma-separated class names", str)=None,
+                   class_names:Param("folder, scene, csv: comma-separated class names", str)=None,
                    class_colours:Param("folder: colour of each class for RGB colour-coded masks, '#ffffff,#0000ff,…' or 'r,g,b;r,g,b;…'", str)=None,
                    nodata:Param("image fill value for files without a nodata tag (default: found where it fills whole rows/columns)", float)=None,
                    radiometry:Param("auto: apply the scale/offset (and Sentinel-2 baseline-04.00 offset) the files declare; raw: stored values", str)="auto",
+                   wavelengths:Param("band table (CSV: centre, FWHM, bbl per band; units from the column names, e.g. center_nm) for files without their own", str)=None,
+                   drop_bad_bands:Param("leave out bands the source flags bad (bbl = 0)", bool_arg)=True,
+                   unlabelled:Param("label code meaning 'no label' (e.g. 0): ignored, classes renumbered from 0", int)=None,
+                   labels:Param("scene: ground-truth file (default: found beside the image)", str)=None,
+                   mat_key:Param("scene: name of the cube in the .mat file (default: its only 3-D array)", str)=None,
+                   gt_key:Param("scene: name of the ground truth in the .mat file (default: its only 2-D array)", str)=None,
+                   block:Param("scene: side in pixels of the blocks that go whole to one split (default: 2 × patch_size)", int)=None,
                    overwrite:Param("replace a non-empty destination", store_true)=False,
                    quiet:Param("no per-scene progress lines", store_true)=False):
     "Prepare a dataset for specdm: patches, normalisation statistics and metadata in a memory-mapped folder."
@@ -119,8 +178,9 @@ def specdm_prepare(layout:Param("scenes, segmunich, oscd, sen1floods11 or folder
         warnings.simplefilter("always", DataWarning)
         warnings.showwarning = lambda m, c, *a, **k: print(f"specdm_prepare: warning: {m}", file=sys.stderr)
         try: p = prepare(layout, out, src, bands=bands, patch_size=patch_size, overlap=overlap, max_invalid=max_invalid, task=task,
-                    n_scenes=n_scenes, scene_size=scene_size, seed=seed, val_fraction=val_fraction, cities=cities,
-                    val_cities=val_cities, class_names=class_names, class_colours=class_colours, nodata=nodata, radiometry=radiometry,
-                    overwrite=overwrite, progress=not quiet)
+                    n_scenes=n_scenes, scene_size=scene_size, sensor=sensor, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
+                    cities=cities, val_cities=val_cities, class_names=class_names, class_colours=class_colours, nodata=nodata,
+                    radiometry=radiometry, wavelengths=wavelengths, drop_bad_bands=drop_bad_bands, unlabelled=unlabelled, labels=labels,
+                    mat_key=mat_key, gt_key=gt_key, block=block, overwrite=overwrite, progress=not quiet)
         except (DataError, ValueError) as e: raise SystemExit(f"specdm_prepare: {e}")
     print(PreparedDataset(p))

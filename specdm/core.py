@@ -20,7 +20,7 @@ __all__ = ['process_rank', 'seed_everything', 'get_device', 'atomic_write', 'sav
            'SeededItems', 'micro_batches', 'rng_state', 'set_rng_state', 'append_log', 'read_log', 'trim_log',
            'staged_folder', 'clean_partials', 'commit_step', 'resolve_checkpoint', 'coerce_value', 'field_types',
            'check_fields', 'config_from_params', 'notebook_params', 'config_parser', 'parse_config', 'cpu_has_bf16',
-           'runnable_precision', 'cores_available', 'thread_count', 'set_threads']
+           'runnable_precision', 'cores_available', 'thread_count', 'set_threads', 'adamw']
 
 # %% ../nbs/00_core.ipynb #0f319eca
 def process_rank() -> int:
@@ -429,3 +429,12 @@ def set_threads(threads:int|None=None, # explicit threads per process; None or 0
     n = thread_count(threads)
     if torch.get_num_threads() != n: torch.set_num_threads(n)
     return n
+
+# %% ../nbs/00_core.ipynb #cd7ccac4
+def adamw(params, # parameters (or parameter groups) to optimise
+          **kwargs, # torch.optim.AdamW's options: lr, betas, weight_decay, ...
+         ) -> torch.optim.AdamW:
+    "`torch.optim.AdamW` with the fused kernel where torch has it for these parameters' device, else the plain one."
+    params = list(params)
+    try: return torch.optim.AdamW(params, fused=True, **kwargs)
+    except (RuntimeError, ValueError, TypeError): return torch.optim.AdamW(params, **kwargs) # no fused kernel here

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
-from .core import CheckpointError, atomic_write, get_device, load_checkpoint, load_json, save_checkpoint, save_json, seed_everything
+from .core import CheckpointError, adamw, atomic_write, get_device, load_checkpoint, load_json, save_checkpoint, save_json, seed_everything
 from .data import PatchDataset, flip_rotate
 
 # %% auto #0
@@ -585,7 +585,7 @@ def fit(model:nn.Module, # any module mapping (B, [2,] C, H, W) to (B, K, H, W) 
     "Train with class-weighted cross-entropy, augmentation and early stopping on `val_ds`; checkpoint each epoch; return the best."
     run_dir, device = Path(run_dir), get_device(device)
     model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = adamw(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     if not resume and _pointer(run_dir, "last") is not None: raise ValueError(f"{run_dir} already holds checkpoints; pass resume=True or use another run_dir")
     state = _resume(run_dir, model, opt, config, seed, device) if resume else None
     state = state or dict(epoch=0, step=0, history=[], best_epoch=0, best_score=None, bad_epochs=0, stopped_early=False)

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import set_threads, atomic_write, file_sha256, get_device, load_checkpoint, load_json, save_checkpoint, save_json
+from .core import set_threads, adamw, atomic_write, file_sha256, get_device, load_checkpoint, load_json, save_checkpoint, save_json
 from .data import DataError, Normalizer, PreparedDataset, band_name, default_palette, read_mask, read_raster
 from .losses import sad
 from fastcore.basics import patch
@@ -237,7 +237,7 @@ def train_spectral_net(data:PairSet, # real training pairs (segmentation)
     if data.task != "seg": raise ValueError(f"{data.name}: the spectral extractor is trained on segmentation pairs, got task {data.task!r}")
     dev = get_device(device); torch.manual_seed(seed); rng = np.random.default_rng(seed)
     net = SpectralNet(SpectralNetConfig(len(data.bands), len(data.class_names), width), norm.lo, norm.hi).to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4); t0 = time.time(); losses = []
+    opt = adamw(net.parameters(), lr=lr, weight_decay=1e-4); t0 = time.time(); losses = []
     for step in range(steps):
         idx = np.sort(rng.choice(data.n, min(batch_size, data.n), replace=False))
         x, y, where = data.read(idx); x, y = check_batch(x, y, where, len(data.bands), len(data.class_names), data.ignore_index)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import (cpu_has_bf16, runnable_precision, set_threads, CheckpointError, append_log, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
+from .core import (cpu_has_bf16, adamw, runnable_precision, set_threads, CheckpointError, append_log, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
                          read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, staged_folder,
                          trim_log, epoch_batches, SeededItems)
 from .data import ChangeDataset, PreparedDataset, SegmentationDataset, flip_rotate
@@ -168,7 +168,7 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     if unet.in_channels != shape[0]: raise ValueError(f"U-Net in_channels {unet.in_channels} != joint latent channels {shape[0]}")
     run_dir = Path(run_dir); ckpt_dir = run_dir/"ckpt"; process = GaussianDiffusion.from_config(diffusion)
     net = UNet(unet); ema = EMA(net, cfg.ema_decay)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adamw(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
     step, rng, folder = 0, None, None
     if (ckpt_dir/"latest").is_file():

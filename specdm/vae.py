@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .core import (set_threads, runnable_precision, CheckpointError, SeededItems, append_log, atomic_write, clean_partials, commit_step, epoch_batches,
+from .core import (set_threads, adamw, runnable_precision, CheckpointError, SeededItems, append_log, atomic_write, clean_partials, commit_step, epoch_batches,
                          load_checkpoint, micro_batches, read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything,
                          set_rng_state, staged_folder, trim_log)
 from .losses import image_loss, kl_diag_gaussian, mask_loss, sad, to_unit
@@ -241,8 +241,8 @@ class VAEBase(nn.Module):
         "Joint latent (B, latent_channels, H/f, W/f): posterior means, or samples when `sample`."
         return torch.cat([p.sample() if sample else p.mode() for p in self.posteriors(image, mask)], 1)
     def decode_to_outputs(self, z:Tensor) -> tuple[Tensor, Tensor]:
-        "Image clamped to [-1, 1] and mask logits (B, K, H, W)."
-        x, logits = self.decode(z); return x.clamp(-1, 1), logits
+        "Image clamped to [-1, 1] and mask logits (B, K, H, W), contiguous (also from a model in channels_last memory)."
+        x, logits = self.decode(z); return x.clamp(-1, 1).contiguous(), logits.contiguous()
     def decode_pairs(self, z:Tensor) -> tuple[Tensor, Tensor]:
         "Image in [-1, 1] and mask as (B, H, W) int64 class indices."
         x, logits = self.decode_to_outputs(z); return x, mask_from_logits(logits)
@@ -489,7 +489,7 @@ def train_vae(model:VAEBase, # built by the caller (`build_vae`); trained in pla
     acc = Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), # cpu=True lets several CPU processes form a group
                       mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
     seed_everything(cfg.seed, rank=acc.process_index); set_threads(cfg.threads) # after Accelerate, which may set its own
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    opt = adamw(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     step, rng, folder = 0, None, None
     if (ckpt_dir/"latest").is_file():
         if not resume: raise FileExistsError(f"{run_dir} holds a training run; pass resume=True or use a new folder")

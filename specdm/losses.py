@@ -15,6 +15,43 @@ from torch import Tensor
 __all__ = ['sad', 'to_unit', 'masked_mean', 'ImageLoss', 'image_loss', 'mask_loss', 'kl_diag_gaussian']
 
 # %% ../nbs/02_losses.ipynb #ff697ab7
+def _norm(x:Tensor, dim:int) -> Tensor:
+    "Euclidean norm over `dim`, kept as a size-1 axis (`vecdot` reduces a strided axis several times faster than `vector_norm`)."
+    return torch.linalg.vecdot(x, x, dim=dim).unsqueeze(dim).sqrt()
+
+class _SpectralAngle(torch.autograd.Function):
+    "Kahan's angle 2·atan2(|u - v|, |u + v|) over axis `dim`, gradient written out: one full-size temporary each way."
+    @staticmethod
+    def forward(ctx, a:Tensor, b:Tensor, dim:int, eps:float) -> Tensor:
+        na, nb = _norm(a, dim), _norm(b, dim)
+        ca, cb = 1 / na.clamp_min(eps), 1 / nb.clamp_min(eps) # u = a·ca, v = b·cb
+        w = (a * ca).sub_(b * cb) # s = u - v: the one full-size buffer (exactly 0 for equal spectra, which an FMA would not give)
+        n = _norm(w, dim)
+        m = _norm(w.addcmul_(b, cb, value=2), dim) # t = u + v, in the same buffer
+        both_zero = (n == 0) & (m == 0) # two zero spectra: atan2(0, 0)
+        ctx.save_for_backward(a, b, na, nb, ca, cb, n, m); ctx.dim, ctx.eps = dim, eps
+        return (2 * torch.atan2(n, torch.where(both_zero, torch.ones_like(m), m))).squeeze(dim)
+
+    @staticmethod
+    def backward(ctx, g:Tensor):
+        a, b, na, nb, ca, cb, n, m = ctx.saved_tensors; dim, eps = ctx.dim, ctx.eps
+        g, D = g.unsqueeze(dim), (n * n + m * m).clamp_min(1e-30)
+        A = torch.where(n > 0, 2 * g * m / (D * n.clamp_min(1e-30)), 0.) # coefficient of s in dθ/du
+        B = torch.where(m > 0, -2 * g * n / (D * m.clamp_min(1e-30)), 0.) # coefficient of t
+        ru2, rv2 = (torch.where(x > eps, 1., (x * c) ** 2) for x, c in ((na, ca), (nb, cb))) # |u|², |v|²
+        sg = torch.where(n <= m, 1., -1.) # rebuild s (up to 90°) or t (beyond): the one whose coefficient stays bounded
+        w = (a * ca).addcmul_(b, -sg * cb) # one temporary, recomputed rather than kept between the passes
+        c1, c2 = torch.where(sg > 0, A - B, B - A), torch.where(sg > 0, 2 * B, 2 * A) # dθ/du = c1·w + c2·u; dθ/dv = (B - A)·w + c2·v
+        ga = gb = None
+        if ctx.needs_input_grad[0]: # dθ/da = ca·(dθ/du - (dθ/du·u)·u) where |a| > eps (u a unit vector), else ca·dθ/du
+            gu_u = A * (n * n + ru2 - rv2) / 2 + B * (m * m + ru2 - rv2) / 2 # dθ/du·u from the norms
+            ga = torch.mul(w, ca * c1).addcmul_(a, ca * ca * (c2 - torch.where(na > eps, gu_u, 0.)))
+        if ctx.needs_input_grad[1]:
+            gv_v = -A * (ru2 - rv2 - n * n) / 2 + B * (m * m - ru2 + rv2) / 2
+            gb = w.mul_(cb * (B - A)).addcmul_(b, cb * cb * (c2 - torch.where(nb > eps, gv_v, 0.)))
+        return ga, gb, None, None
+
+# %% ../nbs/02_losses.ipynb #daa25dc8
 def sad(a:Tensor, # spectra, bands on axis `dim`, e.g. (B, C, H, W)
         b:Tensor, # same shape as `a`
         dim:int=1, # the band axis
@@ -23,14 +60,9 @@ def sad(a:Tensor, # spectra, bands on axis `dim`, e.g. (B, C, H, W)
        ) -> Tensor:
     "Spectral angle `arccos(<a,b>/(|a||b|))` in radians, per pixel or averaged; NaN-free values and gradients."
     if a.shape != b.shape: raise ValueError(f"sad: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
-    u = a / torch.linalg.vector_norm(a, dim=dim, keepdim=True).clamp_min(eps)
-    v = b / torch.linalg.vector_norm(b, dim=dim, keepdim=True).clamp_min(eps)
-    num, den = torch.linalg.vector_norm(u - v, dim=dim), torch.linalg.vector_norm(u + v, dim=dim)
-    both_zero = (num == 0) & (den == 0) # two zero spectra: atan2(0, 0) has a 0/0 gradient
-    ang = 2 * torch.atan2(num, torch.where(both_zero, torch.ones_like(den), den))
-    if reduction == "none": return ang
-    if reduction == "mean": return ang.mean()
-    raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    if reduction not in ("mean", "none"): raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    ang = _SpectralAngle.apply(a, b, dim, eps)
+    return ang if reduction == "none" else ang.mean()
 
 # %% ../nbs/02_losses.ipynb #e52fee4e
 def to_unit(x:Tensor) -> Tensor:
@@ -61,8 +93,8 @@ def image_loss(x_hat:Tensor, # (B, C, H, W) or (B, T, C, H, W) reconstruction, [
     "SpecDM's image loss `L1 + λ·SAD`, with SAD on the [0, 1] scale."
     if x_hat.shape != x.shape: raise ValueError(f"image_loss: shapes differ, {tuple(x_hat.shape)} vs {tuple(x.shape)}")
     vm = None if valid is None else valid.reshape(valid.shape[0], *([1] * (x.ndim - 4)), *valid.shape[-2:]) # (B, [1,] H, W)
-    l1 = masked_mean((x_hat - x).abs(), None if vm is None else vm.unsqueeze(-3))
-    s = masked_mean(sad(to_unit(x_hat), to_unit(x), dim=-3, reduction="none"), vm) # logged also when λ = 0
+    l1 = masked_mean((x_hat - x).abs().sum(-3), vm) / x.shape[-3] # per-pixel sums first: the backward of a full-size mean is slow
+    s = masked_mean(sad(x_hat + 1, x + 1, dim=-3, reduction="none", eps=2e-8), vm) # = SAD of to_unit(·) (the angle ignores scale); logged also when λ = 0
     return ImageLoss(l1 + sad_weight * s, l1, s)
 
 # %% ../nbs/02_losses.ipynb #7f66c0ca

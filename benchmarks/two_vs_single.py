@@ -10,11 +10,18 @@ row compares real *training* patches (as many as the real split holds, a seeded 
 floor that the FIDs of a finite sample reach even for a perfect generator. One report JSON and three figures per row
 go to `--out`, with the spectral extractor (`spectral_net/`, trained once on the real training split and reused on
 later runs) and `table.md`.
+
+This is a quality benchmark. Its pairs/s column is one timing of each run's sampling, taken in sequence (not
+interleaved): read it with the load printed at the start and the end, and compare speed with
+`benchmarks/sampling_speed.py`, which alternates its variants.
 """
-import argparse, json, time
+import argparse, json, os, sys, time
 from pathlib import Path
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np
+import specdm # noqa: F401  (before torch: waiting OpenMP threads sleep)
 import torch
+from _timing import footer, header
 from specdm.metrics import (InceptionFeatures, Reference, get_spectral_net, make_report, pairs_set, prepared_set,
                             reference_normalizer)
 from specdm.sampling import load_ldm, sample_pairs
@@ -52,7 +59,7 @@ def main():
     ap.add_argument("--no_floor", action="store_true", help="skip the real-train-vs-real row (e.g. when adding a run to an existing table)")
     ap.add_argument("--out", default="reports/two_vs_single"); a = ap.parse_args()
     smp = f"{a.sampler}-{a.steps}" + (f" η={a.eta:g}" if a.eta else "")
-    torch.set_num_threads(a.threads); out = Path(a.out); out.mkdir(parents=True, exist_ok=True); t00 = time.time()
+    torch.set_num_threads(a.threads); print(header(torch, "two-stream vs single-stream")); out = Path(a.out); out.mkdir(parents=True, exist_ok=True); t00 = time.time()
     real, train = prepared_set(a.data, a.split), prepared_set(a.data, "train")
     norm = reference_normalizer(real)
     t = time.time(); net, desc = get_spectral_net(out/"spectral_net", real, train, norm, seed=a.seed)
@@ -82,6 +89,6 @@ def main():
     text = (f"{md}\n\nPaper, Table 1 (SegMunich):\n\n| model | image FID | mask FID | mSAD |\n|---|---|---|---|\n{paper}\n\n"
             f"real: {real.name}; sampler {smp}, seed {a.seed}; torch threads {a.threads}; total {time.time() - t00:.0f} s\n")
     (out/"table.md").write_text(text); (out/"rows.json").write_text(json.dumps(rows, indent=2))
-    print("\n" + text)
+    print("\n" + text); print(footer())
 
 if __name__ == "__main__": main()

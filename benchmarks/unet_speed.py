@@ -12,17 +12,22 @@ per head. The architectures match op for op (same FLOPs) except one quirk of dif
 `resnet_time_scale_shift="scale_shift"` its middle attention block has no GroupNorm (256 fewer parameters).
 Everything timed is run in alternating rounds (ours, diffusers, matmul, ...) so that a change in machine load affects all
 alike; figures are medians over the timed iterations, with the ratio from the best times in parentheses. The FLOP
-fraction can exceed 1: convolutions run in oneDNN's AVX-512 kernels, while `torch.mm` calls the BLAS (MKL in the
-PyPI wheels), which may take a narrower code path on some CPUs (AVX2 on AMD); the rate of one large 3x3 convolution is
-printed as a second reference.
+fraction can exceed 1: convolutions run in oneDNN's kernels for the widest vector unit torch found ("torch kernels" in
+the header: AVX512 or AVX2), while `torch.mm` calls the BLAS (MKL in the PyPI wheels), whose code path MKL picks by CPU
+vendor and may be narrower (AVX2 on AMD CPUs, whatever their vector units); the rate of one large 3x3 convolution is
+printed as a second reference. The header lists the CPU's vector units as /proc/cpuinfo gives them.
 
     python benchmarks/unet_speed.py [--batch 8] [--channels 12] [--size 32] [--iters 10] [--threads N]
 
-On a machine shared with other jobs, `--threads 1` gives steadier figures (a busy core stalls multi-threaded kernels).
+Threads: specdm's policy by default (the usable cores; `OMP_WAIT_POLICY=PASSIVE` from `import specdm`). On a machine
+shared with other jobs the figures vary with the load printed at the start and end; `--threads 1` gives steadier ones.
 """
-import argparse, os, re, statistics, time
+import argparse, os, re, statistics, sys, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import specdm # noqa: F401  (before torch: waiting OpenMP threads sleep)
 import torch
+from _timing import footer, header
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from specdm.ddpm import UNet, UNetConfig
@@ -88,13 +93,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--mm", type=int, default=2048, help="size of the square float32 matmul used as the reference")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, one per core)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: specdm's policy, the usable cores / local processes)")
     a = ap.parse_args()
-    if a.threads: torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    from specdm.core import set_threads
+    set_threads(a.threads); torch.manual_seed(0)
     blas = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
-          f"BLAS {blas.group(1) if blas else '?'}, load average {os.getloadavg()[0]:.2f}")
+    print(header(torch, "U-Net speed") + f"\nBLAS {blas.group(1) if blas else '?'}")
     cfg = UNetConfig(in_channels=a.channels, model_channels=a.model_channels, channel_mult=a.channel_mult,
                      num_res_blocks=a.num_res_blocks, attention_resolutions=a.attention, num_head_channels=a.head_channels)
     print(f"config: {cfg}\ninput: batch {a.batch} x {a.channels} x {a.size} x {a.size}")
@@ -138,7 +142,7 @@ def main():
               f"{rate(k, statistics.median) / 1e9:.1f} GFLOP/s = {rate(k, statistics.median) / rate('mm', statistics.median):.2f} "
               f"of the matmul rate (from best times: {rate(k, min) / rate('mm', min):.2f})")
 
-    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    print(footer())
 
 if __name__ == "__main__":
     main()

@@ -10,9 +10,12 @@ at a time (two on a 2-core CPU: one thread per core avoids OpenMP oversubscripti
 
 Metrics: RMSE on the [0, 1] scale (x + 1) / 2 of the per-band normalisation, mean SAD in radians, mask CE (nats per
 labelled pixel), all through the posterior mean. The paper trained for far longer on a GPU; the point of this table is
-the comparison between the three models under one budget, beside the paper's figures.
+the comparison between the three models under one budget, beside the paper's figures. The training times (train_s) are
+single timings of jobs that share the CPU with each other; the load average is printed at the start and the end.
 """
 import argparse, json, os, subprocess, sys, tempfile, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import cpu_units, load
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -73,6 +76,7 @@ def main():
     a = ap.parse_args()
     if a.worker: print(json.dumps(worker(json.loads(a.worker)))); return
     t0 = time.time(); out = Path(a.out or tempfile.mkdtemp(prefix="vae_bench_")); out.mkdir(parents=True, exist_ok=True)
+    print(f"CPU: {cpu_units()}; each job 1 thread (OMP_WAIT_POLICY=PASSIVE from specdm), {a.jobs} at a time; at the start: {load()}")
     print(f"settings: {a.patch}-px patches, f=4 (ch_mult 1,2,2), ch {a.ch} (mask branch {max(8, a.ch // 2)}), 1 ResNet block per level, "
           f"mid attention, z 4+4 channels, AdamW lr {a.lr}, batch {a.batch}, {a.steps} steps, KL weight 1e-6, seed {a.seed}, "
           f"posterior {'sampled' if a.sample else 'mean'} in training, {a.jobs} single-threaded jobs at a time, CPU ({os.cpu_count()} cores)")
@@ -98,6 +102,6 @@ def main():
         if n: print(f"({n['n_train']} train / {n['n_val']} val patches)")
     print("\npaper: Table 4 of SpecDM, 'Ours-CD' on OSCD and its 'w/o SAD' ablation, as quoted in issue 3 (no CE quoted for w/o SAD,"
           " no single-stream figures quoted); the paper's models trained far longer, on a GPU.")
-    print(f"total wall time {time.time() - t0:.0f} s; runs in {out}")
+    print(f"total wall time {time.time() - t0:.0f} s; runs in {out}; at the end: {load()}")
 
 if __name__ == "__main__": main()

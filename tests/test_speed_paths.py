@@ -69,3 +69,17 @@ def test_sad_matches_composed_form_change_layout():
         ang = f(x, y); (ang * torch.arange(ang.numel()).view_as(ang).float().cos()).sum().backward()
         outs.append((ang.detach(), x.grad, y.grad))
     for new, ref in zip(*outs): close(new, ref, eps=1e-5)
+
+# --- sampling: the VAE in channels_last (load_ldm's CPU default) gives the samples of the plain layout ---------------
+import pytest
+from specdm.sampling import load_ldm, sample_pairs, write_test_checkpoint
+
+@pytest.mark.parametrize("task", ["seg", "change"])
+def test_channels_last_sampling_matches_plain(tmp_path, task):
+    ck = write_test_checkpoint(tmp_path/"ck", task, seed=2)
+    plain, fast = load_ldm(ck, "cpu", channels_last=False), load_ldm(ck, "cpu")
+    assert fast.vae.image_ae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    z = torch.randn(3, *plain.latent_shape, generator=torch.Generator().manual_seed(0))
+    for a, b in zip(plain.vae.decode_to_outputs(z), fast.vae.decode_to_outputs(z)): close(b, a, eps=1e-5); assert b.is_contiguous()
+    p, f = sample_pairs(plain, 4, steps=4, batch_size=2), sample_pairs(fast, 4, steps=4, batch_size=2)
+    close(f.images, p.images, eps=1e-2); eq(f.masks, p.masks) # images in source units (up to 3000)

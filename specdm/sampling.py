@@ -544,11 +544,11 @@ def to_dtype(a:np.ndarray, dtype:str) -> np.ndarray:
 
 # %% ../nbs/06_sampling.ipynb #d6ebb5bc
 def _write_sample(out:Path, layout:Layout, task:str, i:int, image:np.ndarray, mask:np.ndarray, bands:list, dtype:str, radiometry:dict|None=None):
-    "Write one sample's files atomically (each file: temporary name, then rename)."
+    "Write one sample's files atomically (each file: temporary name, then rename); `bands` are the data's band dicts."
     import io, tifffile
     from specdm.core import atomic_write
-    from specdm.data import write_geotiff
-    f = _sample_files(layout, task, i)
+    from specdm.data import band_metadata, write_geotiff
+    f = _sample_files(layout, task, i); descs, btags = band_metadata(bands); bands = [b["name"] for b in bands]
     if layout == "segmunich":
         buf = io.BytesIO(); tifffile.imwrite(buf, np.ascontiguousarray(np.moveaxis(stored_image(image, dtype, radiometry)[0], 0, -1)), metadata=dict(bands=bands))
         with atomic_write(out/f["img"]) as fh: fh.write(buf.getvalue())
@@ -558,11 +558,11 @@ def _write_sample(out:Path, layout:Layout, task:str, i:int, image:np.ndarray, ma
         for k, a in (("img1", image[0]), ("img2", image[1])):
             a, tags = stored_image(a, dtype, radiometry)
             for j, (b, band) in enumerate(zip(a, bands)):
-                write_geotiff(out/f[k]/_band_file(city, band), b, descriptions=[band], **{t: v[j:j+1] for t, v in tags.items()})
+                write_geotiff(out/f[k]/_band_file(city, band), b, descriptions=[descs[j]], band_tags=[btags[j]], **{t: v[j:j+1] for t, v in tags.items()})
         write_geotiff(out/f["label"], mask.astype(np.uint8) + 1, descriptions=["change"])  # OSCD: 1 = no change, 2 = change
     else:
         imgs = dict(img1=image[0], img2=image[1]) if task == "change" else dict(img=image)
-        for k, a in imgs.items(): a, tags = stored_image(a, dtype, radiometry); write_geotiff(out/f[k], a, descriptions=bands, **tags)
+        for k, a in imgs.items(): a, tags = stored_image(a, dtype, radiometry); write_geotiff(out/f[k], a, descriptions=descs, band_tags=btags, **tags)
         write_geotiff(out/f["mask"], mask.astype(np.uint8), descriptions=["mask"])
     return f
 
@@ -607,7 +607,7 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     prog = out/f"progress-{state.process_index}.json"
     done = {int(k): v for k, v in (load_json(prog) if prog.is_file() else {}).items()}
     todo = [i for i in _shard(n, state.process_index, state.num_processes) if i not in done]
-    bands, rad = [b["name"] for b in m.data["bands"]], source_radiometry(m); stats = Acceptance(rule, n, budget) if rule else None
+    bands, rad = m.data["bands"], source_radiometry(m); stats = Acceptance(rule, n, budget) if rule else None
     try:
         for found in draw(m, todo, rule, lambda k: pair_allowance(budget, n, k), stats, sampler=sampler, steps=steps, eta=eta,
                           spacing=params["spacing"], seed=seed, batch_size=batch_size, progress=progress):

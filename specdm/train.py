@@ -235,6 +235,7 @@ class JobConfig:
     n_scenes:int = 48
     scene_size:int = 256
     patch_size:int = 64
+    sensor:Literal["sentinel2", "aviris_indian_pines", "enmap"] = "sentinel2" # built-in scenes: the sensor whose bands they are rendered at (`specdm.scenes.SENSORS`)
     vae_ch:int = 32
     vae_ch_mult:tuple[int, ...] = (1, 2, 2) # stage 1: width per level
     vae_res_blocks:int = 1
@@ -279,7 +280,7 @@ def job_data(cfg:JobConfig) -> Path:
     with state.main_process_first():
         if not (out/"dataset.json").is_file() and state.is_main_process:
             prepare("scenes", out, task=cfg.task, n_scenes=cfg.n_scenes, scene_size=cfg.scene_size, patch_size=cfg.patch_size,
-                    seed=cfg.seed, overwrite=True)
+                    sensor=cfg.sensor, seed=cfg.seed, overwrite=True)
     return PreparedDataset(out).path
 
 def vae_config(cfg:JobConfig, ds:PreparedDataset) -> VAEConfig:

@@ -8,7 +8,7 @@ the stage-2 U-Net of 48 channels. Variants, run in alternating rounds of `--pair
 DDIM 50 steps, eta 0, decoded to source units and masks):
 
 - `plain`: the VAE in the ordinary (NCHW) memory layout, as `load_ldm` loaded it before;
-- `fast`: the VAE in channels_last, as `load_ldm` loads it on the CPU now;
+- `fast`: the VAE in channels_last, as `load_ldm(..., channels_last=True)` loads it;
 - with `--compile`, `compiled`: the fast model with `torch.compile` on the U-Net and both decoders. The first call's
   time (compilation) is printed apart, and the break-even: the number of pairs after which compiling has paid for itself.
 

@@ -77,7 +77,7 @@ from specdm.sampling import load_ldm, sample_pairs, write_test_checkpoint
 @pytest.mark.parametrize("task", ["seg", "change"])
 def test_channels_last_sampling_matches_plain(tmp_path, task):
     ck = write_test_checkpoint(tmp_path/"ck", task, seed=2)
-    plain, fast = load_ldm(ck, "cpu", channels_last=False), load_ldm(ck, "cpu")
+    plain, fast = load_ldm(ck, "cpu", channels_last=False), load_ldm(ck, "cpu", channels_last=True)
     assert fast.vae.image_ae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     z = torch.randn(3, *plain.latent_shape, generator=torch.Generator().manual_seed(0))
     for a, b in zip(plain.vae.decode_to_outputs(z), fast.vae.decode_to_outputs(z)): close(b, a, eps=1e-5); assert b.is_contiguous()

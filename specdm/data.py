@@ -471,14 +471,14 @@ def find_untagged_fill(a:np.ndarray, # (C, H, W) float32, changed in place: fill
     notes = []
     with np.errstate(invalid="ignore"): huge = np.abs(a) >= HUGE_FILL
     if huge.any():
-        a[huge] = np.nan; notes.append(f"{int(huge.sum())} values of magnitude ≥ 1e30 taken as nodata (fill, no nodata tag)")
+        a[huge] = np.nan; notes.append(f"{int(huge.any(0).sum())} pixels with values of magnitude ≥ 1e30 taken as nodata (fill, no nodata tag)")
     for v in fill_candidates(dtype) if candidates else []:
         eq = a == np.float32(v)
         if not eq.any(): continue
         lines = eq.all(2).any(1) | eq.all(1).any(1) # per band: some whole row or column holds v
         if lines.any():
-            n = int(eq[lines].sum()); a[lines] = np.where(eq[lines], np.nan, a[lines])
-            notes.append(f"{n} pixels of value {v:g} filling whole rows/columns taken as nodata (no nodata tag)")
+            n = int(eq[lines].any(0).sum()); a[lines] = np.where(eq[lines], np.nan, a[lines])
+            notes.append(f"{n} pixels of value {v:g} (in {int(lines.sum())} of {len(a)} bands) filling whole rows/columns taken as nodata (no nodata tag)")
         elif eq.all(0).sum() >= max(2, 1e-3 * eq[0].size): # a lone dark or saturated pixel is data, not a fill area
             warnings.warn(f"{path}: {int(eq.all(0).sum())} pixels hold {v:g} in every band; if that is a fill value, set the file's nodata tag or pass --nodata", DataWarning, stacklevel=2)
     for n in notes: warnings.warn(f"{path}: {n}; set the file's nodata tag (or pass --nodata) to say so", DataWarning, stacklevel=2)
@@ -644,7 +644,10 @@ def _align_mask(a:np.ndarray, prof:dict, like:dict, path, info:dict) -> np.ndarr
                   dst_crs=like["crs"], src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.nearest)
     if np.isnan(out).all(): raise DataError(path, "mask does not overlap its image (georeferences disagree: no common area)")
     t, u = prof["transform"], like["transform"]
-    info.setdefault("notes", []).append(f"{Path(path).name}: mask grid (origin {t.c:g}, {t.f:g}, pixel {t.a:g}, {prof['crs']}) resampled onto the image grid (origin {u.c:g}, {u.f:g}, pixel {u.a:g}, {like['crs']}), nearest neighbour; {np.isnan(out[0]).mean():.1%} of the image not covered → ignore")
+    note = (f"mask grid (origin {t.c:.2f}, {t.f:.2f}, pixel {t.a:g}, {prof['crs']}) resampled onto the image grid (origin {u.c:.2f}, "
+            f"{u.f:.2f}, pixel {u.a:g}, {like['crs']}), nearest neighbour; {np.isnan(out[0]).mean():.1%} of the image not covered → ignore")
+    info.setdefault("notes", []).append(f"{Path(path).name}: {note}")
+    warnings.warn(f"{path}: {note}", DataWarning, stacklevel=2)
     return out
 
 def _read_png(path:Path) -> np.ndarray:

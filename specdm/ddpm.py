@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Literal, get_args
+from typing import Callable, Literal, Sequence, get_args
 
 import numpy as np
 import torch
@@ -16,9 +16,10 @@ from torch import Tensor, nn
 
 # %% auto #0
 __all__ = ['ScheduleName', 'SCHEDULES', 'Parameterization', 'linear_betas', 'plain_linear_betas', 'cosine_betas', 'make_betas',
-           'diffusion_quantities', 'DiffusionConfig', 'ModelPrediction', 'GaussianDiffusion', 'norm_groups',
-           'GroupNorm32', 'normalization', 'zero_module', 'timestep_embedding', 'TimestepBlock', 'TimestepSequential',
-           'ResBlock', 'AttentionBlock', 'Downsample', 'Upsample', 'UNetConfig', 'UNet', 'EMA', 'latent_scale_factor']
+           'diffusion_quantities', 'DiffusionConfig', 'channel_times', 'ModelPrediction', 'GaussianDiffusion',
+           'norm_groups', 'GroupNorm32', 'normalization', 'zero_module', 'timestep_embedding', 'TimestepBlock',
+           'TimestepSequential', 'ResBlock', 'AttentionBlock', 'Downsample', 'Upsample', 'UNetConfig', 'UNet', 'EMA',
+           'latent_scale_factor']
 
 # %% ../nbs/04_ddpm.ipynb #536fb804
 ScheduleName = Literal["linear", "plain_linear", "cosine"]
@@ -106,6 +107,13 @@ class DiffusionConfig:
         _check_choice(self.parameterization, Parameterization, "parameterization")
         if int(self.T) != self.T or self.T < 1: raise ValueError(f"T must be a positive integer, got {self.T}")
 
+def channel_times(t:Tensor, # (B, P) one value per part of the joint latent (steps, or weights)
+                  split:Sequence[int], # channels of each part, e.g. (4, 4) image then mask, (4, 4, 4) change detection
+                 ) -> Tensor: # (B, C), C = sum(split): each part's value repeated over its channels
+    "Spread per-part values over the channels of a joint latent; raises `ValueError` when `t` and `split` disagree."
+    if t.ndim != 2 or t.shape[1] != len(split): raise ValueError(f"per-part t must be (B, {len(split)}) for parts {tuple(split)}, got {tuple(t.shape)}")
+    return t.repeat_interleave(torch.as_tensor(list(split), device=t.device), dim=1)
+
 @dataclass
 class ModelPrediction:
     "One network evaluation turned into the quantities a sampler needs; tensors shaped like `x_t`."
@@ -131,12 +139,13 @@ class GaussianDiffusion:
         return cls(make_betas(cfg.schedule, cfg.T, cfg.linear_start, cfg.linear_end), cfg.parameterization)
 
     def coef(self, name:str, t:int|Tensor, x:Tensor) -> Tensor:
-        "Coefficient `name` at steps `t`, shaped (B, 1, ..., 1) in `x`'s dtype and device (cast from float64)."
+        """Coefficient `name` at steps `t` in `x`'s dtype and device (cast from float64): one step per item, `t` (B,) or
+        one int -> (B, 1, ..., 1); or one step per channel, `t` (B, C) (see `channel_times`) -> (B, C, 1, ..., 1)."""
         key = (name, x.device, x.dtype)
         if key not in self._cache: self._cache[key] = getattr(self, name).to(x.dtype).to(x.device)
         t = torch.as_tensor(t, device=x.device).long()
         t = t.expand(x.shape[0]) if t.ndim == 0 else t
-        return self._cache[key][t].reshape(-1, *([1] * (x.ndim - 1)))
+        return self._cache[key][t].reshape(*t.shape, *([1] * (x.ndim - t.ndim)))
 
     def q_sample(self, x0:Tensor, t:int|Tensor, noise:Tensor|None=None) -> Tensor:
         "Draw x_t ~ q(x_t | x_0) (DDPM eq. 4); `t` is (B,) or one int."
@@ -173,16 +182,26 @@ class GaussianDiffusion:
         mean, var, logvar = self.q_posterior(x0, x_t, tt)
         return ModelPrediction(mean, var, logvar, x0, self.predict_eps_from_x0(x_t, tt, x0))
 
-    def training_loss(self, model:Callable, # network `(x_t (B, ...), t (B,)) -> (B, ...)`
+    def training_loss(self, model:Callable, # network `(x_t (B, ...), t (B,) or (B, P)) -> (B, ...)`
                       x0:Tensor, # (B, C, H, W) clean (scaled) latents
-                      t:Tensor|None=None, # (B,) int64 steps; uniform on [0, T) if None
+                      t:Tensor|None=None, # (B,) int64 steps, or (B, P) one per part (needs `split`); uniform on [0, T) if None
                       noise:Tensor|None=None, # like `x0`; standard normal if None
+                      split:Sequence[int]|None=None, # channels of each of the P parts of `x0` (sum C), for per-part `t`
+                      weight:Tensor|None=None, # (B, P) weight of each part's error (0: a condition, not a target); None: all 1
                      ) -> Tensor: # scalar
-        "The simple loss: MSE between the network output and its target, eps or v (DDPM Algorithm 1)."
+        """The simple loss: MSE between the network output and its target, eps or v (DDPM Algorithm 1). With per-part
+        steps each part of the joint latent is noised to its own t (UniDiffuser, Bao et al. 2023, eq. 6) and the network
+        sees all P steps; `weight` averages the squared error over the parts that count (all ones: the plain MSE)."""
         t = torch.randint(0, self.T, (x0.shape[0],), device=x0.device) if t is None else t
         noise = torch.randn_like(x0) if noise is None else noise
-        target = noise if self.parameterization == "eps" else self.v_target(x0, t, noise)
-        return F.mse_loss(model(self.q_sample(x0, t, noise), t), target)
+        if t.ndim == 2 or weight is not None:
+            if split is None or sum(split) != x0.shape[1]: raise ValueError(f"per-part t or weight needs split summing to {x0.shape[1]} channels, got {split}")
+        tc = channel_times(t, split) if t.ndim == 2 else t
+        target = noise if self.parameterization == "eps" else self.v_target(x0, tc, noise)
+        err = (model(self.q_sample(x0, tc, noise), t) - target).square()
+        if weight is None: return err.mean()
+        w = channel_times(weight, split).to(err.dtype)  # (B, C)
+        return (err.flatten(2).mean(2) * w).sum() / w.sum().clamp_min(1e-12)
 
 # %% ../nbs/04_ddpm.ipynb #a2ae80cb
 def norm_groups(channels:int, max_groups:int=32) -> int:
@@ -293,9 +312,13 @@ class UNetConfig:
     num_head_channels:int|None=None # channels per head; overrides `num_heads`
     dropout:float=0.0 # dropout in the residual blocks
     use_scale_shift_norm:bool=True # FiLM-like conditioning on the step embedding
+    parts:tuple[int, ...]|None=None # channels of each part of the joint latent, each with its own step and embedding; None: one step
 
     def __post_init__(self):
         self.channel_mult, self.attention_resolutions = tuple(self.channel_mult), tuple(self.attention_resolutions)
+        self.parts = None if self.parts is None else tuple(int(c) for c in self.parts)
+        if self.parts is not None and (sum(self.parts) != self.in_channels or min(self.parts) < 1):
+            raise ValueError(f"parts {self.parts} must be positive channel counts summing to in_channels {self.in_channels}")
         self.out_channels = self.in_channels if self.out_channels is None else self.out_channels
         if min(self.in_channels, self.out_channels, self.model_channels, self.num_res_blocks) < 1 or not self.channel_mult \
            or min(self.channel_mult) < 1: raise ValueError(f"channels, channel_mult and num_res_blocks must be positive: {self}")
@@ -317,11 +340,13 @@ class UNetConfig:
 
 # %% ../nbs/04_ddpm.ipynb #20c79cd7
 class UNet(nn.Module):
-    "LDM's openaimodel U-Net, unconditional: `(x_t (B, C, H, W), t (B,)) -> (B, C_out, H, W)`."
+    "LDM's openaimodel U-Net, unconditional: `(x_t (B, C, H, W), t (B,) or (B, P)) -> (B, C_out, H, W)`."
     def __init__(self, cfg:UNetConfig):
         super().__init__()
         self.cfg = cfg; mc = cfg.model_channels; ted = 4 * mc
-        self.time_embed = nn.Sequential(nn.Linear(mc, ted), nn.SiLU(), nn.Linear(ted, ted))
+        embed = lambda: nn.Sequential(nn.Linear(mc, ted), nn.SiLU(), nn.Linear(ted, ted))
+        if cfg.parts is None: self.time_embed = embed()
+        else: self.time_embeds = nn.ModuleList([embed() for _ in cfg.parts])  # one step embedding per part, summed
         res = lambda i, o: ResBlock(i, ted, o, cfg.dropout, cfg.use_scale_shift_norm)
         att = lambda c: AttentionBlock(c, cfg.heads(c))
         self.input_blocks = nn.ModuleList([TimestepSequential(nn.Conv2d(cfg.in_channels, mc, 3, padding=1))])
@@ -344,20 +369,29 @@ class UNet(nn.Module):
         self.out = nn.Sequential(normalization(ch), nn.SiLU(), zero_module(nn.Conv2d(ch, cfg.out_channels, 3, padding=1)))
 
     def forward(self, x:Tensor, # (B, in_channels, H, W), H and W multiples of 2**(len(channel_mult) - 1)
-                t:Tensor|int|float, # (B,) diffusion steps, or one step for the whole batch
+                t:Tensor|int|float, # (B,) diffusion steps, or one step for the whole batch; per-part models: also (B, P)
                ) -> Tensor: # (B, out_channels, H, W)
         m = 2 ** (len(self.cfg.channel_mult) - 1)
         if x.ndim != 4 or x.shape[-1] % m or x.shape[-2] % m:
             raise ValueError(f"input must be (B, C, H, W) with H, W multiples of {m}, got {tuple(x.shape)}")
-        t = torch.as_tensor(t, device=x.device)
-        t = t.expand(x.shape[0]) if t.ndim == 0 else t
-        if t.shape != (x.shape[0],): raise ValueError(f"t must be a scalar or have shape ({x.shape[0]},), got {tuple(t.shape)}")
-        emb = self.time_embed(timestep_embedding(t, self.cfg.model_channels).to(x.dtype))
+        emb = self.embed_time(torch.as_tensor(t, device=x.device), x.shape[0], x.dtype)
         hs, h = [], x
         for b in self.input_blocks: h = b(h, emb); hs.append(h)
         h = self.middle_block(h, emb)
         for b in self.output_blocks: h = b(torch.cat([h, hs.pop()], dim=1), emb)
         return self.out(h)
+
+    def embed_time(self, t:Tensor, # (), (B,) or, for a per-part model, (B, P) steps
+                   B:int, dtype:torch.dtype=torch.float32) -> Tensor: # (B, 4·model_channels)
+        "The step embedding; a per-part model sums one embedding per part (a step for all parts is each part's step)."
+        P = len(self.cfg.parts) if self.cfg.parts else None
+        t = t.expand(B) if t.ndim == 0 else t
+        if P and t.shape == (B,): t = t[:, None].expand(B, P)
+        want = f"({B},)" + (f" or ({B}, {P})" if P else "")
+        if t.shape != ((B, P) if P else (B,)): raise ValueError(f"t must be a scalar or have shape {want}, got {tuple(t.shape)}")
+        sin = lambda s: timestep_embedding(s, self.cfg.model_channels).to(dtype)
+        if not P: return self.time_embed(sin(t))
+        return sum(e(sin(t[:, k])) for k, e in enumerate(self.time_embeds))
 
 # %% ../nbs/04_ddpm.ipynb #af04586c
 class EMA:

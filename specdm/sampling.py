@@ -19,9 +19,10 @@ from .ddpm import DiffusionConfig, GaussianDiffusion, UNet, UNetConfig
 from .vae import VAEBase, load_vae, mask_from_logits
 
 # %% auto #0
-__all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'Layout', 'timestep_grid', 'StepOutput', 'Sampler',
-           'DDPMSampler', 'DDIMSampler', 'DPMSolverPP2M', 'make_sampler', 'resolve_spacing', 'run_spacing',
-           'NonFiniteError', 'sample_generators', 'denoise', 'LatentDiffusion', 'load_ldm', 'Pairs', 'generate',
+__all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'SamplingMode', 'PARTS', 'Layout', 'timestep_grid',
+           'StepOutput', 'Sampler', 'DDPMSampler', 'DDIMSampler', 'DPMSolverPP2M', 'make_sampler', 'resolve_spacing',
+           'run_spacing', 'NonFiniteError', 'sample_generators', 'denoise', 'LatentDiffusion', 'load_ldm', 'Pairs',
+           'given_parts', 'needs_conditions', 'Conditions', 'load_conditions', 'encode_given', 'GivenParts', 'generate',
            'BudgetError', 'MinShare', 'pair_allowance', 'Acceptance', 'draw', 'sample_pairs', 'write_test_checkpoint',
            'source_dtype', 'source_radiometry', 'stored_image', 'to_dtype', 'write_synthetic', 'sample_parser',
            'specdm_sample', 'show_pairs', 'class_spectra', 'plot_class_spectra']
@@ -275,6 +276,140 @@ class Pairs:
         if self.images.ndim != 5: raise ValueError("these are segmentation pairs, not change triplets")
         return self.images[:, 0], self.images[:, 1]
 
+# %% ../nbs/06_sampling.ipynb #c13d0cca
+SamplingMode = Literal["joint", "mask_to_image", "joint_then_image", "image_to_mask", "date1_to_date2", "date1_mask_to_date2"]
+PARTS = dict(seg=("image", "mask"), change=("date1", "date2", "mask"))  # each task's latent parts, in channel order
+
+def given_parts(mode:SamplingMode, # see the table above
+                task:str, # "seg" or "change"
+               ) -> tuple[str, ...]: # names from `PARTS[task]`
+    "The latent parts a mode is given (the rest are sampled); `ValueError` for an unknown mode or one the task lacks."
+    if mode not in get_args(SamplingMode): raise ValueError(f"mode must be one of {get_args(SamplingMode)}, got {mode!r}")
+    if mode.startswith("date1") and task != "change": raise ValueError(f"mode {mode!r} is for change detection; this model's task is {task!r}")
+    return {"joint": (), "mask_to_image": ("mask",), "joint_then_image": (), "date1_to_date2": ("date1",),
+            "date1_mask_to_date2": ("date1", "mask"), "image_to_mask": ("image",) if task == "seg" else ("date1", "date2")}[mode]
+
+def needs_conditions(mode:SamplingMode) -> bool:
+    "Whether a mode starts from given images or masks (`conditions`)."
+    return mode not in ("joint", "joint_then_image")
+
+
+# %% ../nbs/06_sampling.ipynb #a2fbeeaf
+@dataclass
+class Conditions:
+    "What a conditional mode is given, one item per condition (sample k uses item k mod N)."
+    images: Tensor|None = None # (N, C, H, W) or change (N, 2, C, H, W) float32, source units
+    masks: Tensor|None = None # (N, H, W) int64 class indices (change: 0/1); the ignore index allowed
+    source: str = "tensors" # where they came from (recorded in the manifest)
+    def __len__(self): return len(self.masks if self.masks is not None else self.images)
+
+def _mask_files(folder:Path, ignore_index:int) -> Tensor:
+    "Masks (N, H, W) int64 from the GeoTIFF / PNG files of a folder, in name order (`specdm.data.read_mask`)."
+    from specdm.data import read_mask
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in (".tif", ".tiff", ".png"))
+    if not files: raise ValueError(f"{folder}: no mask files (.tif, .tiff, .png) to condition on")
+    ms = [read_mask(f, ignore_index=ignore_index) for f in files]
+    if len({m.shape for m in ms}) > 1: raise ValueError(f"{folder}: mask files differ in size: " + ", ".join(f"{f.name} {m.shape}" for f, m in zip(files[:4], ms[:4])))
+    return torch.from_numpy(np.stack(ms))
+
+def load_conditions(source, # Conditions, prepared dataset (folder or object), folder of mask files, masks (N, H, W), Pairs or `.masks`
+                    m:LatentDiffusion, # the model they condition (checked against its data description)
+                    split:str="train", # prepared dataset: the split whose items are the conditions
+                   ) -> Conditions:
+    "Conditions for `m`, checked: raises `ValueError` naming the source for a wrong size, band count or class index."
+    from specdm.data import PreparedDataset
+    if isinstance(source, Conditions): c = source
+    elif isinstance(source, Tensor): c = Conditions(masks=source.long())
+    elif isinstance(source, PreparedDataset) or (isinstance(source, (str, Path)) and (Path(source)/"dataset.json").is_file()):
+        ds = source if isinstance(source, PreparedDataset) else PreparedDataset(source); idx = ds.indices(split)
+        if not len(idx): raise ValueError(f"{ds.path}: split {split!r} is empty; no conditions")
+        c = Conditions(torch.from_numpy(np.asarray(ds.images[idx], np.float32)), torch.from_numpy(np.asarray(ds.masks[idx])).long(), f"{ds.path} ({split})")
+    elif isinstance(source, (str, Path)):
+        if not Path(source).is_dir(): raise ValueError(f"{source}: conditions must be a prepared dataset or a folder of mask files; not found")
+        c = Conditions(masks=_mask_files(Path(source), m.data.get("ignore_index", 255)), source=str(source))
+    elif hasattr(source, "masks"):
+        imgs = getattr(source, "images", None)
+        c = Conditions(None if imgs is None else torch.as_tensor(imgs).float(), torch.as_tensor(source.masks).long(), type(source).__name__)
+    else: raise ValueError(f"conditions: cannot use a {type(source).__name__}")
+    return _check_conditions(c, m)
+
+def _conditions_record(c:Conditions|None) -> dict|None:
+    "What the manifest says of the conditions: source, count and a SHA-256 of their values (images, masks)."
+    if c is None: return None
+    import hashlib
+    h = hashlib.sha256()
+    for t in (c.images, c.masks):
+        if t is not None: h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return dict(source=c.source, count=len(c), sha256=h.hexdigest())
+
+def _check_conditions(c:Conditions, m:LatentDiffusion) -> Conditions:
+    P, C, K = m.data["patch_size"], len(m.data["bands"]), len(m.data["class_names"]); ig = m.data.get("ignore_index", 255)
+    if c.masks is not None:
+        if c.masks.ndim != 3 or tuple(c.masks.shape[1:]) != (P, P): raise ValueError(f"{c.source}: masks must be (N, {P}, {P}) for this model, got {tuple(c.masks.shape)}")
+        if bad := sorted(set(c.masks.unique().tolist()) - set(range(K)) - {ig}):
+            raise ValueError(f"{c.source}: mask values {bad[:5]} are not class indices of this model (0..{K - 1}, ignore {ig}; classes {m.data['class_names']})")
+    if c.images is not None:
+        want = (2, C, P, P) if m.task == "change" else (C, P, P)
+        if tuple(c.images.shape[1:]) != want: raise ValueError(f"{c.source}: images must be (N, {', '.join(map(str, want))}) for this model, got {tuple(c.images.shape)}")
+        if c.masks is not None and len(c.masks) != len(c.images): raise ValueError(f"{c.source}: {len(c.images)} images but {len(c.masks)} masks")
+    if c.images is None and c.masks is None: raise ValueError(f"{c.source}: no images and no masks")
+    return c
+
+
+# %% ../nbs/06_sampling.ipynb #28612d0c
+def _part_slices(split:Sequence[int]) -> list[slice]:
+    ends = np.cumsum([0, *split]); return [slice(int(a), int(b)) for a, b in zip(ends[:-1], ends[1:])]
+
+@torch.no_grad()
+def encode_given(m:LatentDiffusion, given:Sequence[str], # part names, from `given_parts`
+                 images:Tensor|None, # (B, C, H, W) / (B, 2, C, H, W) source units, when an image part is given
+                 masks:Tensor|None, # (B, H, W) class indices, when the mask is given
+                ) -> Tensor: # (B, C_given, h, w): the given parts' posterior means times the scale factor, in channel order
+    "Encode the given parts with their own encoders (two-stream VAE); `ValueError` for a single-stream model."
+    from specdm.vae import one_hot
+    vae, task = m.vae, m.task
+    if len(vae.latent_split) < 2: raise ValueError("conditional modes need a latent of several parts (the two-stream VAE); this model's is one single-stream part")
+    dev = next(vae.parameters()).device; z = {}
+    if "mask" in given: z["mask"] = vae.mask_ae.encode(one_hot(masks.to(dev), vae.config.num_classes, vae.config.ignore_index)).mode()
+    if images is not None and set(given) - {"mask"}:
+        x = m.normalizer.encode(images.to(dev).float())
+        for p in set(given) - {"mask"}: z[p] = vae.image_ae.encode(x if p == "image" else x[:, PARTS["change"].index(p)]).mode()
+    return torch.cat([z[p] for p in PARTS[task] if p in given], 1) * m.scale_factor
+
+class GivenParts:
+    """The network as a sampler sees it when some latent parts are given: `(x (B, C_free, h, w), t (B,)) -> (B, C_free, h, w)`,
+    the output for the sampled parts. Per-part models: given parts clean at step 0, with classifier-free guidance (scale
+    `guidance_scale`, the unconditional call has them at pure noise, step T-1). Joint-only models: the replacement method."""
+    def __init__(self, m:LatentDiffusion, given:Sequence[str], z_given:Tensor, # (B, C_given, h, w) from `encode_given`
+                 gens:list[torch.Generator], # one per sample: the noise of the given parts
+                 guidance_scale:float=1.0):
+        names = PARTS[m.task]; split = m.vae.latent_split; sl = _part_slices(split)
+        self.unet, self.diffusion, self.s = m.unet, m.diffusion, float(guidance_scale)
+        self.given = torch.tensor([p in given for p in names]); self.per_part = m.unet.cfg.parts is not None
+        self.free_ch = torch.cat([torch.arange(s.start, s.stop) for s, g in zip(sl, self.given) if not g])
+        self.given_ch = torch.cat([torch.arange(s.start, s.stop) for s, g in zip(sl, self.given) if g])
+        self.free_split = [c for c, g in zip(split, self.given) if not g]
+        if not self.per_part and self.s != 1: raise ValueError(f"guidance_scale {self.s} needs a model trained with per-part steps "
+                                                               "(LDMTrainConfig.part_modes); this checkpoint was trained jointly only")
+        self.z, dev = z_given, z_given.device
+        self.eps = _randn(z_given.shape[1:], gens, dev)  # the given parts' noise: step 0 (per-part) or the replacement's
+        self.pure = _randn(z_given.shape[1:], [torch.Generator().manual_seed(g.initial_seed() + 1) for g in gens], dev) if self.s != 1 else None
+    def full(self, x_free:Tensor, x_given:Tensor) -> Tensor:
+        "The joint latent (B, C, h, w) from its sampled and given channels."
+        x = x_free.new_empty(x_free.shape[0], len(self.free_ch) + len(self.given_ch), *x_free.shape[2:])
+        x[:, self.free_ch.to(x.device)], x[:, self.given_ch.to(x.device)] = x_free, x_given.to(x.dtype); return x
+    def __call__(self, x:Tensor, t:Tensor) -> Tensor:
+        fc = self.free_ch.to(x.device)
+        if not self.per_part:  # replacement: the given parts noised to the current step
+            return self.unet(self.full(x, self.diffusion.q_sample(self.z, t, self.eps)), t)[:, fc]
+        tp = t[:, None].repeat(1, len(self.given)); tp[:, self.given.to(t.device)] = 0
+        xc = self.full(x, self.diffusion.q_sample(self.z, 0, self.eps))
+        if self.s == 1: return self.unet(xc, tp)[:, fc]
+        tu = tp.clone(); tu[:, self.given.to(t.device)] = self.diffusion.T - 1
+        out_c, out_u = self.unet(torch.cat([xc, self.full(x, self.pure)]), torch.cat([tp, tu])).chunk(2)
+        return (out_u + self.s * (out_c - out_u))[:, fc]  # Ho & Salimans 2022, eq. 6
+
+
 # %% ../nbs/06_sampling.ipynb #ae20627b
 def _nonfinite_weights(m:LatentDiffusion) -> str:
     "Which loaded weights hold NaN or inf (only looked at once sampling has failed)."
@@ -286,28 +421,66 @@ def _nonfinite_weights(m:LatentDiffusion) -> str:
     return (f"the weights it was loaded with (EMA by default) hold NaN/inf: {names}. Likely cause: an fp16 overflow during training (the EMA copies it); sample "
             f"from an earlier checkpoint, or retrain with bf16 or fp32 (mixed_precision='no')")
 
+# %% ../nbs/06_sampling.ipynb #0ffde90b
+def _tagged(i, tag:int) -> tuple[int, ...]:
+    "Generator key of sample index `i` (k or (k, j)) for a further noise stream `tag`."
+    return (int(i), 0, tag) if isinstance(i, (int, np.integer)) else (*map(int, i), tag)
+
+def _condition_rows(indices:Sequence, n:int) -> list[int]:
+    "Condition item of each sample: its index k (of k or (k, j)) modulo the number of conditions."
+    return [(int(i) if isinstance(i, (int, np.integer)) else int(i[0])) % n for i in indices]
+
 @torch.no_grad()
 def generate(m:LatentDiffusion, indices:Sequence[int], *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0,
              spacing:Spacing|None=None, # timestep grid; None: the sampler's default (`DEFAULT_SPACING`)
-             seed:int=0, batch_size:int=16, progress:bool=False) -> tuple[Tensor, Tensor]:
+             seed:int=0, batch_size:int=16, progress:bool=False,
+             mode:SamplingMode="joint", # which parts are given (see "Sampling modes")
+             conditions:Conditions|None=None, # what they are given: from `load_conditions`
+             guidance_scale:float=1.0, # classifier-free guidance on the given parts; 1: none
+            ) -> tuple[Tensor, Tensor]:
     """Samples with the given indices: images in source units ((n, C, H, W); change (n, 2, C, H, W)) and masks (n, H, W)
-    int64, on the CPU; sample i depends on (seed, i) only. Raises `NonFiniteError` (naming the checkpoint, the sampler,
-    the step and part) when a latent or a decoded image holds NaN or inf, before anything is returned."""
+    int64, on the CPU; sample i depends on (seed, i) (and its condition) only. Given parts are returned as given. Raises
+    `NonFiniteError` (naming the checkpoint, the sampler, the step and part) when a latent or a decoded image holds NaN
+    or inf, before anything is returned; `ValueError` for a mode without the conditions it needs."""
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    given = given_parts(mode, m.task)
+    if needs_conditions(mode) and conditions is None: raise ValueError(f"mode {mode!r} needs conditions (given {', '.join(given)}): see `load_conditions`")
+    if needs_conditions(mode) and (("mask" in given and conditions.masks is None) or (set(given) - {"mask"} and conditions.images is None)):
+        raise ValueError(f"mode {mode!r} is given {', '.join(given)}, but the conditions ({conditions.source}) hold no " + ("masks" if "mask" in given and conditions.masks is None else "images"))
     dev = next(m.unet.parameters()).device; smp = make_sampler(sampler, m.diffusion, eta, spacing); imgs, masks = [], []
     where = f"checkpoint {m.path or '(in memory)'}: samples are not finite"
     for b0 in range(0, len(indices), batch_size):
-        idx = list(indices[b0:b0 + batch_size])
-        try: z = denoise(m.unet, smp, m.latent_shape, steps, sample_generators(seed, idx), dev, progress, m.vae.latent_split)
+        idx = list(indices[b0:b0 + batch_size]); gens = sample_generators(seed, idx); cimg = cmask = None; g = given
+        try:
+            if mode == "joint_then_image":  # masks drawn jointly (the `joint` mode's own), then images given them
+                z = denoise(m.unet, smp, m.latent_shape, steps, gens, dev, progress, m.vae.latent_split)
+                cmask = mask_from_logits(m.vae.decode_to_outputs(z / m.scale_factor)[1]).cpu(); g = ("mask",)
+                gens = sample_generators(seed, [_tagged(i, 2) for i in idx])
+            elif g:
+                rows = _condition_rows(idx, len(conditions))
+                cimg = conditions.images[rows] if conditions.images is not None else None
+                cmask = conditions.masks[rows] if conditions.masks is not None else None
+            if g:
+                zg = encode_given(m, g, cimg, cmask)
+                gp = GivenParts(m, g, zg, sample_generators(seed, [_tagged(i, 1) for i in idx]), guidance_scale)
+                zf = denoise(gp, smp, (len(gp.free_ch), *m.latent_shape[1:]), steps, gens, dev, progress, gp.free_split)
+                z = gp.full(zf, zg)
+            else: z = denoise(m.unet, smp, m.latent_shape, steps, gens, dev, progress, m.vae.latent_split)
         except NonFiniteError as e: raise NonFiniteError(f"{where}; {e}; {_nonfinite_weights(m)}") from None
         x, logits = m.vae.decode_to_outputs(z / m.scale_factor); x = m.normalizer.decode(x.float())
         if not (torch.isfinite(x).all() & torch.isfinite(logits).all()):  # a finite latent the VAE decoder overflowed on
             raise NonFiniteError(f"{where}; the latent is finite but the decoded {'image' if not torch.isfinite(x).all() else 'mask logits'} "
                                  f"are not (VAE decoder, {sampler} {steps} steps); {_nonfinite_weights(m)}")
-        imgs.append(x.cpu()); masks.append(mask_from_logits(logits).cpu())
+        x, y = x.cpu(), mask_from_logits(logits).cpu()
+        if "mask" in g: y = cmask.clone()  # given parts come back exactly as given
+        if "image" in g: x = cimg.float().clone()
+        for d, p in enumerate(("date1", "date2")):
+            if p in g: x[:, d] = cimg[:, d].float()
+        imgs.append(x); masks.append(y)
     C, P = len(m.data["bands"]), m.data["patch_size"]
     if not imgs: return torch.zeros((0, 2, C, P, P) if m.task == "change" else (0, C, P, P)), torch.zeros((0, P, P), dtype=torch.long)
     return torch.cat(imgs), torch.cat(masks)
+
 
 # %% ../nbs/06_sampling.ipynb #15dd1d13
 class BudgetError(RuntimeError):
@@ -390,7 +563,7 @@ def draw(m:LatentDiffusion, keys:Sequence[int], # sample indices wanted
          rule:MinShare|None=None, # acceptance rule; None accepts every candidate 0
          allowance:Callable[[int], int]=lambda k: 1, # candidates allowed to sample k
          stats:Acceptance|None=None, *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0, spacing:Spacing|None=None, seed:int=0,
-         batch_size:int=16, progress:bool=False):
+         batch_size:int=16, progress:bool=False, mode:SamplingMode="joint", conditions:Conditions|None=None, guidance_scale:float=1.0):
     "Yield lists of (k, j, image, mask): for each sample k its first candidate j that `rule` accepts."
     nxt = {k: 0 for k in keys}; pending = list(keys)
     while pending:
@@ -403,7 +576,7 @@ def draw(m:LatentDiffusion, keys:Sequence[int], # sample indices wanted
         found = []
         if batch:
             x, y = generate(m, [k if j == 0 else (k, j) for k, j in batch], sampler=sampler, steps=steps, eta=eta, spacing=spacing,
-                            seed=seed, batch_size=len(batch), progress=progress)
+                            seed=seed, batch_size=len(batch), progress=progress, mode=mode, conditions=conditions, guidance_scale=guidance_scale)
             ok = rule.accept(y) if rule else torch.ones(len(batch), dtype=torch.bool)
             done = set()
             for (k, j), xi, yi, a in zip(batch, x, y, ok.tolist()):
@@ -423,25 +596,37 @@ def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint fold
                  start:int=0, # index of the first sample (to continue or shard a run)
                  min_share:dict|Sequence[str]|None=None, # class-aware: {"water": 0.05, ...} (names or indices)
                  budget:int|None=None, # class-aware: max candidates in total (default 100 per pair)
-                 device:str|torch.device|None=None, progress:bool=False) -> Pairs:
+                 device:str|torch.device|None=None, progress:bool=False,
+                 mode:SamplingMode="joint", # joint, or which parts are given (see "Sampling modes")
+                 conditions=None, # what they are given: prepared dataset, folder of masks, masks, `Conditions` (`load_conditions`)
+                 condition_split:str="train", # prepared-dataset conditions: the split they come from
+                 guidance_scale:float=1.0, # classifier-free guidance on the given parts (per-part models); 1: none
+                ) -> Pairs:
     """Generate `n` image–mask pairs (change: two dates and a change mask) from a trained SpecDM model.
-    Images in source units (n, C, H, W) (change: (n, 2, C, H, W)), masks (n, H, W) int64; `info` records how, the grid
-    included. Raises `NonFiniteError` when sampling gives NaN/inf, `BudgetError` when class-aware sampling runs out."""
+    Images in source units (n, C, H, W) (change: (n, 2, C, H, W)), masks (n, H, W) int64; `info` records how, the grid,
+    the mode, guidance scale and conditions included. Raises `NonFiniteError` when sampling gives NaN/inf, `BudgetError`
+    when class-aware sampling runs out, `ValueError` for a mode without (or with unfit) conditions."""
     spacing = resolve_spacing(sampler, spacing)
     m = checkpoint_or_model if isinstance(checkpoint_or_model, LatentDiffusion) else load_ldm(checkpoint_or_model, device)
     if n < 0: raise ValueError(f"n must be >= 0, got {n}")
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    given = given_parts(mode, m.task)
+    if needs_conditions(mode) and conditions is None: raise ValueError(f"mode {mode!r} needs conditions (given {', '.join(given)}): a prepared dataset, a folder of masks or masks")
+    if conditions is not None and not needs_conditions(mode): raise ValueError(f"mode {mode!r} takes no conditions; use mask_to_image, image_to_mask or a date1_* mode")
+    cond = load_conditions(conditions, m, condition_split) if needs_conditions(mode) and conditions is not None else None
     rule = MinShare.parse(min_share, m.data["class_names"], m.data.get("ignore_index", 255))
     budget = _check_budget(budget, n, rule)
     stats = Acceptance(rule, n, budget) if rule else None
     got = {}
     for found in draw(m, range(start, start + n), rule, lambda k: pair_allowance(budget, n, k - start), stats,
-                      sampler=sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, batch_size=batch_size, progress=progress):
+                      sampler=sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, batch_size=batch_size, progress=progress,
+                      mode=mode, conditions=cond, guidance_scale=guidance_scale):
         got.update({k: (j, x, y) for k, j, x, y in found})
     keys = sorted(got); P, C = m.data["patch_size"], len(m.data["bands"])
     images = torch.stack([got[k][1] for k in keys]) if keys else torch.zeros((0, 2, C, P, P) if m.task == "change" else (0, C, P, P))
     masks = torch.stack([got[k][2] for k in keys]) if keys else torch.zeros((0, P, P), dtype=torch.long)
-    info = dict(sampler=sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, start=start, n=n, checkpoint=str(m.path) if m.path else None)
+    info = dict(sampler=sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, start=start, n=n, checkpoint=str(m.path) if m.path else None,
+                mode=mode, guidance_scale=guidance_scale, conditions=None if cond is None else dict(source=cond.source, count=len(cond), rows=_condition_rows(keys, len(cond))))
     if rule:
         cand = [got[k][0] for k in keys]
         info.update(candidate=cand, acceptance=dict(min_share=rule.as_dict(), budget=budget, candidates=sum(cand) + n,
@@ -455,7 +640,9 @@ def _check_budget(budget:int|None, n:int, rule:MinShare|None) -> int:
     return int(budget)
 
 # %% ../nbs/06_sampling.ipynb #068fe332
-def write_test_checkpoint(folder:str|Path, task:Literal["seg", "change"]="seg", patch_size:int=16, seed:int=0) -> Path:
+def write_test_checkpoint(folder:str|Path, task:Literal["seg", "change"]="seg", patch_size:int=16, seed:int=0,
+                          per_part:bool=False, # a U-Net with one step per latent part (all sampling modes, guidance)
+                         ) -> Path:
     "Write a tiny, untrained latent-diffusion checkpoint (4 bands, 16-px patches) for tests and examples."
     from dataclasses import asdict
     from specdm.core import save_checkpoint
@@ -465,7 +652,8 @@ def write_test_checkpoint(folder:str|Path, task:Literal["seg", "change"]="seg", 
     torch.manual_seed(seed); folder = Path(folder); K = 3 if task == "seg" else 2
     vae = build_vae(VAEConfig(in_bands=4, num_classes=K, task=task, image=AEConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_mid=False)))
     save_vae(vae, folder/"vae", overwrite=True)
-    ucfg = UNetConfig(in_channels=vae.latent_channels, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2,), num_heads=1)
+    ucfg = UNetConfig(in_channels=vae.latent_channels, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2,), num_heads=1,
+                      parts=vae.latent_split if per_part else None)
     unet = UNet(ucfg)
     with torch.no_grad():
         for p in unet.parameters(): p.add_(0.05 * torch.randn_like(p))  # not the zero output of a fresh U-Net
@@ -577,24 +765,37 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
                     dtype:str|None=None, # stored image dtype; default the source's (dataset.json), else float32
                     min_share:dict|Sequence[str]|None=None, # class-aware: {"water": 0.05, ...} (names or indices)
                     budget:int|None=None, # class-aware: max candidates in total (default 100 per pair)
-                    overwrite:bool=False, device=None, progress:bool=False) -> Path:
+                    overwrite:bool=False, device=None, progress:bool=False,
+                    mode:SamplingMode="joint", # joint, or which parts are given (see "Sampling modes")
+                    conditions=None, # what they are given: prepared dataset, folder of masks, masks, `Conditions`
+                    condition_split:str="train", # prepared-dataset conditions: the split they come from
+                    guidance_scale:float=1.0, # classifier-free guidance on the given parts (per-part models); 1: none
+                   ) -> Path:
     """Sample `n` pairs and write them as a dataset in `layout`; resumable, sharded by Accelerate rank. Returns `out`.
     Raises `FileExistsError` for a non-empty `out` of other parameters, `NonFiniteError` when sampling gives NaN/inf
-    (no manifest is written; an output folder that got nothing is removed)."""
+    (no manifest is written; an output folder that got nothing is removed), `ValueError` for a mode without (or with
+    unfit) conditions. The manifest records the mode, the guidance scale and the conditions (source, count, SHA-256,
+    the condition item of each pair)."""
     import shutil
     from specdm.core import file_sha256, load_json, save_json
     from accelerate import PartialState
     state = PartialState(cpu=not torch.cuda.is_available()); out = Path(out)  # cpu=True: CPU processes form a group
     m = load_ldm(checkpoint, device if device is not None else state.device)
     _check_layout(layout, m.task); dtype = np.dtype(dtype or source_dtype(m)).name; to_dtype(np.zeros(1), dtype)
+    given = given_parts(mode, m.task)
+    if needs_conditions(mode) and conditions is None: raise ValueError(f"mode {mode!r} needs conditions (given {', '.join(given)}): a prepared dataset, a folder of masks or masks")
+    if conditions is not None and not needs_conditions(mode): raise ValueError(f"mode {mode!r} takes no conditions")
+    cond = load_conditions(conditions, m, condition_split) if needs_conditions(mode) and conditions is not None else None
     rule = MinShare.parse(min_share, m.data["class_names"], m.data.get("ignore_index", 255)); budget = _check_budget(budget, n, rule)
     params = dict(checkpoint=str(m.path), sampler=sampler, steps=steps, eta=eta, spacing=resolve_spacing(sampler, spacing), seed=seed, n=n, layout=layout, dtype=dtype,
-                  min_share=rule.as_dict() if rule else None, weights_sha256=file_sha256(m.path/"ema.safetensors"), task=m.task)
+                  min_share=rule.as_dict() if rule else None, weights_sha256=file_sha256(m.path/"ema.safetensors"), task=m.task,
+                  mode=mode, guidance_scale=float(guidance_scale), conditions=_conditions_record(cond))
     fresh = False  # this call made the output folder (so it may remove it again)
     if state.is_main_process:
         if out.exists() and any(out.iterdir()):
             prev = load_json(out/"run.json") if (out/"run.json").is_file() else None
             if prev is not None and "sampler" in prev: prev = {**prev, "spacing": run_spacing(prev)}  # a run from before `spacing`: the old grid
+            if prev is not None and "sampler" in prev: prev = dict(dict(mode="joint", guidance_scale=1.0, conditions=None), **prev)  # and before modes
             if overwrite: shutil.rmtree(out)
             elif prev != params:
                 diff = "; differs in " + ", ".join(f"{k} ({prev.get(k)!r} there, {v!r} now)" for k, v in params.items() if prev.get(k) != v) if prev else ""
@@ -610,7 +811,8 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     bands, rad = m.data["bands"], source_radiometry(m); stats = Acceptance(rule, n, budget) if rule else None
     try:
         for found in draw(m, todo, rule, lambda k: pair_allowance(budget, n, k), stats, sampler=sampler, steps=steps, eta=eta,
-                          spacing=params["spacing"], seed=seed, batch_size=batch_size, progress=progress):
+                          spacing=params["spacing"], seed=seed, batch_size=batch_size, progress=progress,
+                          mode=mode, conditions=cond, guidance_scale=guidance_scale):
             for k, j, x, y in found: done[k] = dict(files=_write_sample(out, layout, m.task, k, x.numpy(), y.numpy(), bands, dtype, rad), candidate=j)
             save_json({str(k): v for k, v in sorted(done.items())}, prog)  # after the files: listed means written
     except NonFiniteError:
@@ -634,6 +836,7 @@ def _join_shards(out:Path, params:dict, world:int, data:dict, budget:int):
         need = sum(done[k]["candidate"] + 1 for k in keys)
         extra = dict(acceptance=dict(min_share=params["min_share"], budget=budget, candidates=need, rate=len(keys) / max(need, 1)),
                      candidate=[done[k]["candidate"] for k in keys])
+    if params.get("conditions"): params = dict(params, conditions=dict(params["conditions"], rows=_condition_rows(keys, params["conditions"]["count"])))
     if params["layout"] == "oscd":
         with atomic_write(out/OSCD_IMAGES/"train.txt", "w") as fh: fh.write(",".join(f"syn_{k:06d}" for k in keys))
     save_json(dict(**params, specdm_version=specdm.__version__, bands=data["bands"], class_names=data["class_names"],
@@ -660,6 +863,11 @@ def sample_parser():
     p.add_argument("--dtype", default=None, help="stored image dtype (uint16, int16, float32…); default: the source data's")
     p.add_argument("--min_share", nargs="+", default=None, metavar="CLASS=SHARE", help="class-aware sampling: minimum share of chosen classes (names or indices)")
     p.add_argument("--budget", type=int, default=None, help="class-aware: max candidates in total (default 100 per pair)")
+    p.add_argument("--mode", choices=get_args(SamplingMode), default="joint",
+                   help="joint (default), or which parts are given: mask_to_image, joint_then_image, image_to_mask, date1_to_date2, date1_mask_to_date2")
+    p.add_argument("--conditions", default=None, help="what a conditional mode is given: a prepared dataset (its --condition_split) or a folder of mask files")
+    p.add_argument("--condition_split", default="train", help="prepared-dataset conditions: the split they come from")
+    p.add_argument("--guidance_scale", type=float, default=1.0, help="classifier-free guidance on the given parts (per-part models); 1: none")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--device", default=None, help="default: this process's Accelerate device")
     p.add_argument("--progress", action="store_true", help="show a progress bar per batch")
@@ -672,13 +880,15 @@ def specdm_sample(argv:list[str]|None=None):
     a = sample_parser().parse_args(argv); set_threads(a.threads)
     try: out = write_synthetic(a.ckpt, a.out, a.n, sampler=a.sampler, steps=a.steps, eta=a.eta, spacing=a.spacing, seed=a.seed, batch_size=a.batch_size,
                                layout=a.layout, dtype=a.dtype, min_share=a.min_share, budget=a.budget, overwrite=a.overwrite,
-                               device=a.device, progress=a.progress)
+                               device=a.device, progress=a.progress, mode=a.mode, conditions=a.conditions,
+                               condition_split=a.condition_split, guidance_scale=a.guidance_scale)
     except (ValueError, FileExistsError, CheckpointError, BudgetError, NonFiniteError) as e: raise SystemExit(f"specdm_sample: {e}")
     man = out/"manifest.json"
     if man.is_file() and process_rank() == 0:
         m = load_json(man); acc = m.get("acceptance")
         print(f"{out}: {len(m['files'])} pairs ({m['layout']} layout, {m['dtype']}), {m['sampler']} {m['steps']} steps ({run_spacing(m)} grid), seed {m['seed']}"
-              + (f"; class-aware {acc['min_share']}: acceptance rate {acc['rate']:.1%}" if acc else ""))
+              + (f"; class-aware {acc['min_share']}: acceptance rate {acc['rate']:.1%}" if acc else "")
+              + (f"; mode {m['mode']}, guidance scale {m['guidance_scale']:g}" + (f", conditions {m['conditions']['source']}" if m.get('conditions') else "") if m.get("mode", "joint") != "joint" else ""))
 
 import sys
 if __name__ == "__main__" and str(getattr(sys.modules["__main__"], "__file__", "")).endswith("sampling.py"): specdm_sample()  # python -m specdm.sampling

@@ -8,7 +8,7 @@ import specdm  # before torch: sets OMP_WAIT_POLICY (see `specdm.core.set_thread
 import json, math, os, shutil, time, warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, Sequence, get_args
 
 import numpy as np
 import torch
@@ -22,9 +22,10 @@ from .ddpm import EMA, DiffusionConfig, GaussianDiffusion, UNet, UNetConfig, lat
 from .vae import AEConfig, TrainConfig, VAEConfig, build_vae, load_vae, train_vae
 
 # %% auto #0
-__all__ = ['DIHEDRAL', 'Precision', 'encode_moments', 'LatentSet', 'first_batch_scale', 'LDMTrainConfig', 'data_description',
-           'write_ldm_checkpoint', 'LDMResult', 'train_ldm', 'RandomCrop', 'JobConfig', 'job_data', 'vae_config',
-           'unet_config', 'JobResult', 'run_job', 'job_parser', 'specdm_train']
+__all__ = ['DIHEDRAL', 'PART_MODES', 'Precision', 'encode_moments', 'part_times', 'LatentSet', 'first_batch_scale',
+           'LDMTrainConfig', 'per_part_training', 'data_description', 'write_ldm_checkpoint', 'LDMResult', 'train_ldm',
+           'RandomCrop', 'JobConfig', 'job_data', 'vae_config', 'unet_config', 'JobResult', 'run_job', 'job_parser',
+           'specdm_train']
 
 # %% ../nbs/05_train_ldm.ipynb #d6ab4dac
 DIHEDRAL = [(k, f) for f in (False, True) for k in range(4)]  # the 8 symmetries of the square
@@ -45,16 +46,41 @@ def encode_moments(vae, # frozen stage-1 model (`VAEBase`)
     return torch.cat(out)
 
 # %% ../nbs/05_train_ldm.ipynb #815aaff7
+PART_MODES = ("joint", "given", "dropped", "independent")  # how a training item's latent parts get their steps
+
+def part_times(P:int, # parts of the joint latent (2: image, mask; 3: date 1, date 2, change mask)
+               T:int, # diffusion steps
+               shares:Sequence[float], # weight of each of `PART_MODES`
+              ) -> tuple[Tensor, Tensor]: # (P,) int64 steps, (P,) float32 loss weights
+    """One training item's per-part steps, with torch's RNG. `joint`: every part at one uniform t (the paper's SpecDM);
+    `given`: a random non-empty proper subset of parts at t = 0 (conditions, loss weight 0), the rest at one t;
+    `dropped`: that subset at t = T-1, pure noise (the unconditional side of classifier-free guidance, Ho & Salimans 2022);
+    `independent`: each part its own t (UniDiffuser, Bao et al. 2023)."""
+    u = torch.rand(()) * sum(shares); mode = int((torch.tensor(list(shares)).cumsum(0) <= u).sum().clamp(max=len(shares) - 1))
+    t, w = torch.randint(T, ()).repeat(P), torch.ones(P)
+    if PART_MODES[mode] in ("given", "dropped"):
+        k = int(torch.randint(1, 2 ** P - 1, ()))  # a subset of parts as a bit mask, neither empty nor all
+        cond = torch.tensor([(k >> p) & 1 for p in range(P)], dtype=torch.bool)
+        t[cond], w[cond] = (0 if PART_MODES[mode] == "given" else T - 1), 0.0
+    elif PART_MODES[mode] == "independent": t = torch.randint(T, (P,))
+    return t, w
+
 class LatentSet(torch.utils.data.Dataset):
-    "Training items of stage 2: z ~ q(z|x) (unscaled), a diffusion step t and the noise, drawn with torch's RNG."
+    """Training items of stage 2: z ~ q(z|x) (unscaled), a diffusion step t and the noise, drawn with torch's RNG; with
+    `part_modes`, per-part steps (P,) and loss weights (P,) from `part_times` as well."""
     def __init__(self, moments:Tensor, # (N, 2·Cz, h, w): means then log-variances
-                 T:int=1000):
+                 T:int=1000, split:Sequence[int]|None=None, # channels of each latent part
+                 part_modes:Sequence[float]|None=None): # shares of `PART_MODES`; None: one step per item (joint only)
         self.mean, self.std, self.T = *moments.chunk(2, 1), T
-        self.std = (0.5 * self.std).exp()
+        self.std = (0.5 * self.std).exp(); self.split, self.part_modes = split, part_modes
+        if part_modes is not None and (split is None or sum(split) != self.mean.shape[1]):
+            raise ValueError(f"per-part steps need the latent's split (parts summing to {self.mean.shape[1]} channels), got {split}")
     def __len__(self): return len(self.mean)
-    def __getitem__(self, i:int) -> tuple[Tensor, Tensor, Tensor]:
+    def __getitem__(self, i:int) -> tuple[Tensor, ...]:
         z = self.mean[i] + self.std[i] * torch.randn_like(self.std[i])
-        return z, torch.randint(self.T, ()), torch.randn_like(z)
+        if self.part_modes is None: return z, torch.randint(self.T, ()), torch.randn_like(z)
+        t, w = part_times(len(self.split), self.T, self.part_modes)
+        return z, t, torch.randn_like(z), w
 
 # %% ../nbs/05_train_ldm.ipynb #4f0286d3
 def first_batch_scale(latents:LatentSet, batch_size:int, seed:int) -> float:
@@ -85,11 +111,20 @@ class LDMTrainConfig:
     keep_last:int = 2 # step checkpoints kept
     progress:bool = True # progress bar
     threads:int = 0 # torch CPU threads per process; 0: `specdm.core.set_threads`'s policy
+    part_modes:tuple[float, ...]|None = None # shares of `PART_MODES` (joint, given, dropped, independent); None or (1, 0, 0, 0): joint only
     def __post_init__(self):
+        if self.part_modes is not None:
+            object.__setattr__(self, "part_modes", tuple(float(v) for v in self.part_modes))
+            if len(self.part_modes) != len(PART_MODES) or min(self.part_modes) < 0 or sum(self.part_modes) <= 0:
+                raise ValueError(f"part_modes must be {len(PART_MODES)} non-negative shares of {PART_MODES}, not all 0; got {self.part_modes}")
         if self.mixed_precision not in get_args(Precision): raise ValueError(f"mixed_precision must be one of {get_args(Precision)}, got {self.mixed_precision!r}")
         for k in ("max_steps", "batch_size", "grad_accum", "log_every", "ckpt_every", "keep_last"):
             if int(getattr(self, k)) < 1: raise ValueError(f"LDMTrainConfig.{k} must be >= 1, got {getattr(self, k)}")
         if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.ema_decay <= 1: raise ValueError("need lr > 0, warmup_steps >= 0, ema_decay in [0, 1]")
+
+def per_part_training(cfg:LDMTrainConfig, split:Sequence[int]) -> bool:
+    "Whether stage 2 trains one step per latent part: `part_modes` other than joint only, and a latent of 2+ parts."
+    return cfg.part_modes is not None and cfg.part_modes[1:] != (0.0,) * (len(PART_MODES) - 1) and len(split) > 1
 
 # %% ../nbs/05_train_ldm.ipynb #1e7a5244
 def data_description(ds:PreparedDataset) -> dict:
@@ -162,10 +197,14 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     ds = data if isinstance(data, PreparedDataset) else PreparedDataset(data)
     vae_folder = resolve_checkpoint(vae_checkpoint); vae = load_vae(vae_folder, acc.device).requires_grad_(False)
     items = (ChangeDataset if ds.task == "change" else SegmentationDataset)(ds, "train", augment=False)
-    latents = LatentSet(encode_moments(vae, items, dihedral=cfg.dihedral, batch_size=cfg.batch_size), diffusion.T)
+    split = tuple(vae.latent_split); per_part = per_part_training(cfg, split)
+    latents = LatentSet(encode_moments(vae, items, dihedral=cfg.dihedral, batch_size=cfg.batch_size), diffusion.T,
+                        split, cfg.part_modes if per_part else None)
     shape = tuple(latents.mean.shape[1:])
     unet = unet or UNetConfig(in_channels=shape[0], model_channels=64, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(4,))
     if unet.in_channels != shape[0]: raise ValueError(f"U-Net in_channels {unet.in_channels} != joint latent channels {shape[0]}")
+    if per_part and unet.parts is None: unet = replace(unet, parts=split)
+    if unet.parts not in (None, split): raise ValueError(f"U-Net parts {unet.parts} != the VAE's latent parts {split}")
     run_dir = Path(run_dir); ckpt_dir = run_dir/"ckpt"; process = GaussianDiffusion.from_config(diffusion)
     net = UNet(unet); ema = EMA(net, cfg.ema_decay)
     opt = adamw(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -179,7 +218,7 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     if acc.is_main_process: ckpt_dir.mkdir(parents=True, exist_ok=True); clean_partials(ckpt_dir); trim_log(run_dir, step)
     net, opt = acc.prepare(net, opt)
     if rng is not None: set_rng_state(rng)
-    config = dict(unet=asdict(unet), diffusion=asdict(diffusion), scale_factor=scale, latent_shape=list(shape),
+    config = dict(latent_split=list(split), unet=asdict(unet), diffusion=asdict(diffusion), scale_factor=scale, latent_shape=list(shape),
                   data=data_description(ds), train=asdict(cfg), vae_source=str(vae_folder),
                   precision=dict(requested=requested, used=cfg.mixed_precision))
     return _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, step, folder, vae_folder, config)
@@ -194,9 +233,9 @@ def _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, 
     steps = range(step, cfg.max_steps)
     for s in (progress_bar(steps) if cfg.progress and acc.is_main_process else steps):
         for _ in range(cfg.grad_accum):
-            z, t, noise = (b.to(acc.device) for b in next(batches))
+            z, t, noise, *w = (b.to(acc.device) for b in next(batches))  # w: per-part loss weights, with per-part steps
             with acc.accumulate(net):
-                loss = process.training_loss(net, z * scale, t, noise)
+                loss = process.training_loss(net, z * scale, t, noise, split=latents.split, weight=w[0] if w else None)
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.grad_clip: acc.clip_grad_norm_(net.parameters(), cfg.grad_clip)
                 opt.step(); opt.zero_grad()
@@ -250,6 +289,7 @@ class JobConfig:
     unet_channel_mult:tuple[int, ...] = (1, 2, 2)
     unet_res_blocks:int = 1
     unet_attention:tuple[int, ...] = (4,) # downsampling factors with self-attention
+    part_modes:tuple[float, ...] = (0.5, 0.3, 0.1, 0.1) # stage 2: shares of (joint, given, dropped, independent) per-part steps (`PART_MODES`)
     schedule:Literal["linear", "plain_linear", "cosine"] = "linear"
     ldm_steps:int = 2500
     ldm_batch_size:int = 32
@@ -311,7 +351,7 @@ def run_job(cfg:JobConfig) -> JobResult:
     unet_config(cfg, 1); DiffusionConfig(schedule=cfg.schedule) # a U-Net or schedule that cannot be built fails before any work
     lcfg = LDMTrainConfig(max_steps=cfg.ldm_steps, batch_size=cfg.ldm_batch_size, lr=cfg.ldm_lr, warmup_steps=cfg.warmup_steps,
                           ema_decay=cfg.ema_decay, grad_accum=cfg.grad_accum, mixed_precision=cfg.mixed_precision, seed=cfg.seed,
-                          ckpt_every=cfg.checkpoint_every, threads=cfg.threads)
+                          ckpt_every=cfg.checkpoint_every, threads=cfg.threads, part_modes=cfg.part_modes)
     run = Path(cfg.run_dir); ds = PreparedDataset(job_data(cfg))
     vae_ckpt = Path(cfg.vae_checkpoint) if cfg.vae_checkpoint else None
     if vae_ckpt is None:

@@ -54,6 +54,12 @@ def main(argv=None):
     net, sdesc = get_spectral_net(ext, real_val, real_train, norm, steps=300, seed=a.seed)
     floor = consistency(net.logits, real_val)
     print(f"real floor (segmenter on {real_val.n} real validation pairs): mIoU {floor['miou']:.4f}", flush=True)
+    # the ceiling stage 1 allows: the real validation images through the VAE (encode, decode), against their real masks
+    from specdm.sampling import Pairs
+    xv, yv, _ = real_val.read(np.arange(real_val.n))
+    with torch.no_grad(): xr, _ = m.vae.reconstruct(m.normalizer.encode(torch.from_numpy(xv)).float(), torch.from_numpy(yv))
+    ceiling = consistency(net.logits, pairs_set(Pairs(m.normalizer.decode(xr), torch.from_numpy(yv), real_val.bands, real_val.class_names)))
+    print(f"stage-1 ceiling (segmenter on the VAE's reconstructions of them): mIoU {ceiling['miou']:.4f}", flush=True)
     rows = []
     K, ig = len(ds.class_names), ds.meta["ignore_index"]
     for mode in a.modes.split(","):
@@ -81,7 +87,7 @@ def main(argv=None):
         print(f"image_to_mask on real validation images, s={s:g}: mIoU {r['miou']:.4f} against their real masks, {sec:.2f} s/pair", flush=True)
     real_shares = np.array(ds.meta["class_pixels"]["train"], float)
     out = dict(checkpoint=str(m.path), data=str(ds.path), class_names=list(ds.class_names), sampler=a.sampler, steps=a.steps, eta=a.eta,
-               seed=a.seed, threads=torch.get_num_threads(), segmenter=sdesc["path"], real_floor=floor, rows=rows, image_to_mask=seg,
+               seed=a.seed, threads=torch.get_num_threads(), segmenter=sdesc["path"], real_floor=floor, vae_ceiling=ceiling, rows=rows, image_to_mask=seg,
                real_class_shares=(real_shares / real_shares.sum()).round(4).tolist(), command="python benchmarks/modes.py " + " ".join(argv or sys.argv[1:]))
     save_json(out, Path(a.out))
     if a.figure: figure(m, real_val, a, Path(a.figure))

@@ -289,7 +289,7 @@ class JobConfig:
     unet_channel_mult:tuple[int, ...] = (1, 2, 2)
     unet_res_blocks:int = 1
     unet_attention:tuple[int, ...] = (4,) # downsampling factors with self-attention
-    part_modes:tuple[float, ...] = (0.5, 0.3, 0.1, 0.1) # stage 2: shares of (joint, given, dropped, independent) per-part steps (`PART_MODES`)
+    part_modes:tuple[float, ...] = (1.0, 0.0, 0.0, 0.0) # stage 2: shares of (joint, given, dropped, independent) per-part steps (`PART_MODES`); joint only by default
     schedule:Literal["linear", "plain_linear", "cosine"] = "linear"
     ldm_steps:int = 2500
     ldm_batch_size:int = 32

@@ -214,6 +214,9 @@ def filter_synthetic(folder:str|Path, # written by `write_synthetic` (layout "fo
         if "filter" in man and _finish_moves(folder, man): return man["filter"]  # an interrupted step 3, finished
     man = _check_unfiltered(folder); top_indices(torch.zeros(0), keep_top)  # check the fraction before any work
     if segmenter is None and not self_score: raise ValueError("filter_synthetic: no scorer; pass segmenter= (--segmenter), or keep self_score=True (the generator's own prediction)")
+    if self_score and man.get("mode") == "image_to_mask":  # its masks are the generator's own prediction, with the same noise
+        raise ValueError(f"{folder}: its masks were made by image_to_mask, i.e. by the generator's own prediction; the self score would "
+                         "give every pair 1.0. Filter it with a segmenter only (--segmenter, --no_self)")
     seg, seg_rec = load_segmenter(segmenter, man, device)
     m, self_rec = load_generator(checkpoint, man, steps=steps, seed=seed, device=device) if self_score else (None, None)
     change = man.get("task", "seg") == "change"

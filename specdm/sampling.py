@@ -22,10 +22,10 @@ from .vae import VAEBase, load_vae, mask_from_logits
 __all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'SamplingMode', 'PARTS', 'Layout', 'timestep_grid',
            'StepOutput', 'Sampler', 'DDPMSampler', 'DDIMSampler', 'DPMSolverPP2M', 'make_sampler', 'resolve_spacing',
            'run_spacing', 'NonFiniteError', 'sample_generators', 'denoise', 'LatentDiffusion', 'load_ldm', 'Pairs',
-           'given_parts', 'needs_conditions', 'Conditions', 'load_conditions', 'encode_given', 'GivenParts', 'generate',
-           'BudgetError', 'MinShare', 'pair_allowance', 'Acceptance', 'draw', 'sample_pairs', 'write_test_checkpoint',
-           'source_dtype', 'source_radiometry', 'stored_image', 'to_dtype', 'write_synthetic', 'sample_parser',
-           'specdm_sample', 'show_pairs', 'class_spectra', 'plot_class_spectra']
+           'given_parts', 'needs_conditions', 'Conditions', 'load_conditions', 'check_mode', 'mode_conditions',
+           'encode_given', 'GivenParts', 'generate', 'BudgetError', 'MinShare', 'pair_allowance', 'Acceptance', 'draw',
+           'sample_pairs', 'write_test_checkpoint', 'source_dtype', 'source_radiometry', 'stored_image', 'to_dtype',
+           'write_synthetic', 'sample_parser', 'specdm_sample', 'show_pairs', 'class_spectra', 'plot_class_spectra']
 
 # %% ../nbs/06_sampling.ipynb #399026fb
 Spacing = Literal["trailing", "logsnr", "leading", "linspace"]
@@ -303,34 +303,61 @@ class Conditions:
     source: str = "tensors" # where they came from (recorded in the manifest)
     def __len__(self): return len(self.masks if self.masks is not None else self.images)
 
-def _mask_files(folder:Path, ignore_index:int) -> Tensor:
-    "Masks (N, H, W) int64 from the GeoTIFF / PNG files of a folder, in name order (`specdm.data.read_mask`)."
-    from specdm.data import read_mask
+def _mask_files(folder:Path, m:LatentDiffusion) -> Tensor:
+    """Masks (N, H, W) int64 from the GeoTIFF / PNG files of a folder, in name order: one band of the model's class
+    indices (or its ignore index), integers, patch-size pixels; `ValueError` naming the first file that is not."""
+    import rasterio
+    from specdm.data import read_raster
     files = sorted(f for f in folder.iterdir() if f.suffix.lower() in (".tif", ".tiff", ".png"))
     if not files: raise ValueError(f"{folder}: no mask files (.tif, .tiff, .png) to condition on")
-    ms = [read_mask(f, ignore_index=ignore_index) for f in files]
-    if len({m.shape for m in ms}) > 1: raise ValueError(f"{folder}: mask files differ in size: " + ", ".join(f"{f.name} {m.shape}" for f, m in zip(files[:4], ms[:4])))
+    K, ig, P, ms = len(m.data["class_names"]), m.data.get("ignore_index", 255), m.data["patch_size"], []
+    for f in files:
+        with rasterio.open(f) as r: n = r.count
+        if n != 1: raise ValueError(f"{f}: has {n} bands; a mask file to condition on holds one band of class indices (colour-coded masks: prepare them with specdm_prepare --class_colours)")
+        a, _ = read_raster(f); a = a[0]
+        if np.isnan(a).any(): a = np.where(np.isnan(a), ig, a)  # nodata: unlabelled
+        if (a != np.round(a)).any(): raise ValueError(f"{f}: holds values that are not integers (e.g. {a[a != np.round(a)].flat[0]:g}); a mask holds class indices")
+        if a.shape != (P, P): raise ValueError(f"{f}: is {a.shape[0]}×{a.shape[1]} pixels; this model's patches are {P}×{P}")
+        if bad := sorted(set(np.unique(a).astype(int).tolist()) - set(range(K)) - {ig}):
+            raise ValueError(f"{f}: mask values {bad[:5]} are not class indices of this model (0..{K - 1}, ignore {ig}; classes {m.data['class_names']})")
+        ms.append(a.astype(np.int64))
     return torch.from_numpy(np.stack(ms))
 
-def load_conditions(source, # Conditions, prepared dataset (folder or object), folder of mask files, masks (N, H, W), Pairs or `.masks`
+def _as_masks(x, source:str) -> Tensor:
+    "Masks given as a tensor or array, as int64; `ValueError` for values that are not integers."
+    x = torch.as_tensor(np.asarray(x) if isinstance(x, np.ndarray) else x)
+    if x.is_floating_point() and not torch.equal(x, x.round()): raise ValueError(f"{source}: masks hold values that are not integers; a mask holds class indices")
+    return x.long()
+
+def load_conditions(source, # Conditions, prepared dataset (folder or object), folder of mask files, masks (N, H, W) tensor or array, Pairs or `.masks`
                     m:LatentDiffusion, # the model they condition (checked against its data description)
-                    split:str="train", # prepared dataset: the split whose items are the conditions
+                    split:str="train", # prepared dataset: the split whose items are the conditions, in storage order
+                    need:Sequence[str]=("image", "mask"), # what the mode uses: "image" and/or "mask" (the rest is not loaded)
                    ) -> Conditions:
-    "Conditions for `m`, checked: raises `ValueError` naming the source for a wrong size, band count or class index."
-    from specdm.data import PreparedDataset
+    """Conditions for `m`, checked: raises `ValueError` naming the source (and the file) for a wrong size, band order,
+    class list or class index, a split that does not exist, or a path that is not a prepared dataset or a mask folder."""
+    from specdm.data import SPLITS, PreparedDataset
     if isinstance(source, Conditions): c = source
-    elif isinstance(source, Tensor): c = Conditions(masks=source.long())
+    elif isinstance(source, (Tensor, np.ndarray)): c = Conditions(masks=_as_masks(source, "conditions"))
     elif isinstance(source, PreparedDataset) or (isinstance(source, (str, Path)) and (Path(source)/"dataset.json").is_file()):
-        ds = source if isinstance(source, PreparedDataset) else PreparedDataset(source); idx = ds.indices(split)
-        if not len(idx): raise ValueError(f"{ds.path}: split {split!r} is empty; no conditions")
-        c = Conditions(torch.from_numpy(np.asarray(ds.images[idx], np.float32)), torch.from_numpy(np.asarray(ds.masks[idx])).long(), f"{ds.path} ({split})")
+        ds = source if isinstance(source, PreparedDataset) else PreparedDataset(source)
+        if split not in SPLITS: raise ValueError(f"{ds.path}: no split {split!r}; a prepared dataset's splits are {', '.join(SPLITS)}")
+        idx = ds.indices(split)
+        if not len(idx): raise ValueError(f"{ds.path}: split {split!r} is empty; no conditions (splits: {ds.meta['splits']})")
+        if list(ds.class_names) != list(m.data["class_names"]): raise ValueError(f"{ds.path}: classes {list(ds.class_names)} are not the model's {list(m.data['class_names'])}")
+        if "image" in need and (have := [b.name for b in ds.bands]) != (want := [b["name"] for b in m.data["bands"]]):
+            raise ValueError(f"{ds.path}: bands {have} are not the model's {want} (in that order)")
+        c = Conditions(torch.from_numpy(np.asarray(ds.images[idx], np.float32)) if "image" in need else None,
+                       torch.from_numpy(np.asarray(ds.masks[idx])).long() if "mask" in need else None, f"{ds.path} ({split})")
     elif isinstance(source, (str, Path)):
-        if not Path(source).is_dir(): raise ValueError(f"{source}: conditions must be a prepared dataset or a folder of mask files; not found")
-        c = Conditions(masks=_mask_files(Path(source), m.data.get("ignore_index", 255)), source=str(source))
+        p = Path(source)
+        if p.is_file(): raise ValueError(f"{p}: is a file; conditions are a prepared dataset or a folder of mask files (pass the folder holding it)")
+        if not p.is_dir(): raise ValueError(f"{p}: not found; conditions are a prepared dataset (dataset.json) or a folder of mask files")
+        c = Conditions(masks=_mask_files(p, m), source=str(p))
     elif hasattr(source, "masks"):
         imgs = getattr(source, "images", None)
-        c = Conditions(None if imgs is None else torch.as_tensor(imgs).float(), torch.as_tensor(source.masks).long(), type(source).__name__)
-    else: raise ValueError(f"conditions: cannot use a {type(source).__name__}")
+        c = Conditions(None if imgs is None or "image" not in need else torch.as_tensor(imgs).float(), _as_masks(source.masks, type(source).__name__), type(source).__name__)
+    else: raise ValueError(f"conditions: cannot use a {type(source).__name__}; pass a prepared dataset, a folder of mask files, masks (tensor or array) or Pairs")
     return _check_conditions(c, m)
 
 def _conditions_record(c:Conditions|None) -> dict|None:
@@ -354,6 +381,32 @@ def _check_conditions(c:Conditions, m:LatentDiffusion) -> Conditions:
         if c.masks is not None and len(c.masks) != len(c.images): raise ValueError(f"{c.source}: {len(c.images)} images but {len(c.masks)} masks")
     if c.images is None and c.masks is None: raise ValueError(f"{c.source}: no images and no masks")
     return c
+
+def check_mode(m:LatentDiffusion, mode:SamplingMode, conditions, guidance_scale:float=1.0) -> tuple[str, ...]:
+    """Check a mode, its conditions and guidance scale against the model before any work; return the given parts.
+    `ValueError`: a mode the task lacks, conditions missing (or given to a mode that takes none), conditions without
+    the images or masks the mode uses, guidance on a joint-only model or on a mode with nothing given, or a scale < 0."""
+    given = given_parts(mode, m.task)
+    if guidance_scale < 0: raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
+    if mode == "joint" and guidance_scale != 1: raise ValueError("guidance_scale applies to modes with given parts (mask_to_image, joint_then_image, image_to_mask, date1_*); joint has none")
+    if guidance_scale != 1 and m.unet.cfg.parts is None:
+        raise ValueError(f"guidance_scale {guidance_scale} needs a model trained with per-part steps (LDMTrainConfig.part_modes, the main job's part_modes); "
+                         f"{m.path or 'this checkpoint'} was trained jointly only: use guidance_scale 1 (replacement)")
+    if not needs_conditions(mode):
+        if conditions is not None: raise ValueError(f"mode {mode!r} takes no conditions; use mask_to_image, image_to_mask or a date1_* mode")
+        return given
+    what = " and ".join(["images (a prepared dataset, Pairs or Conditions)"] * bool(set(given) - {"mask"}) + ["masks"] * ("mask" in given))
+    if conditions is None: raise ValueError(f"mode {mode!r} needs conditions (given {', '.join(given)}): {what}")
+    if isinstance(conditions, Conditions) and (("mask" in given and conditions.masks is None) or (set(given) - {"mask"} and conditions.images is None)):
+        raise ValueError(f"mode {mode!r} is given {', '.join(given)}, but the conditions ({conditions.source}) hold no " + ("masks" if "mask" in given and conditions.masks is None else "images"))
+    return given
+
+def mode_conditions(m:LatentDiffusion, mode:SamplingMode, conditions, split:str="train", guidance_scale:float=1.0) -> Conditions|None:
+    "Checked conditions for a mode (`check_mode`, then `load_conditions` of only what the mode uses, checked again)."
+    given = check_mode(m, mode, conditions, guidance_scale)
+    if not needs_conditions(mode): return None
+    need = tuple(["image"] * bool(set(given) - {"mask"}) + ["mask"] * ("mask" in given))
+    c = load_conditions(conditions, m, split, need); check_mode(m, mode, c, guidance_scale); return c
 
 
 # %% ../nbs/06_sampling.ipynb #28612d0c
@@ -443,10 +496,7 @@ def generate(m:LatentDiffusion, indices:Sequence[int], *, sampler:SamplerName="d
     `NonFiniteError` (naming the checkpoint, the sampler, the step and part) when a latent or a decoded image holds NaN
     or inf, before anything is returned; `ValueError` for a mode without the conditions it needs."""
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    given = given_parts(mode, m.task)
-    if needs_conditions(mode) and conditions is None: raise ValueError(f"mode {mode!r} needs conditions (given {', '.join(given)}): see `load_conditions`")
-    if needs_conditions(mode) and (("mask" in given and conditions.masks is None) or (set(given) - {"mask"} and conditions.images is None)):
-        raise ValueError(f"mode {mode!r} is given {', '.join(given)}, but the conditions ({conditions.source}) hold no " + ("masks" if "mask" in given and conditions.masks is None else "images"))
+    given = check_mode(m, mode, conditions, guidance_scale)
     dev = next(m.unet.parameters()).device; smp = make_sampler(sampler, m.diffusion, eta, spacing); imgs, masks = [], []
     where = f"checkpoint {m.path or '(in memory)'}: samples are not finite"
     for b0 in range(0, len(indices), batch_size):
@@ -610,10 +660,7 @@ def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint fold
     m = checkpoint_or_model if isinstance(checkpoint_or_model, LatentDiffusion) else load_ldm(checkpoint_or_model, device)
     if n < 0: raise ValueError(f"n must be >= 0, got {n}")
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    given = given_parts(mode, m.task)
-    if needs_conditions(mode) and conditions is None: raise ValueError(f"mode {mode!r} needs conditions (given {', '.join(given)}): a prepared dataset, a folder of masks or masks")
-    if conditions is not None and not needs_conditions(mode): raise ValueError(f"mode {mode!r} takes no conditions; use mask_to_image, image_to_mask or a date1_* mode")
-    cond = load_conditions(conditions, m, condition_split) if needs_conditions(mode) and conditions is not None else None
+    cond = mode_conditions(m, mode, conditions, condition_split, guidance_scale)  # checked before any work
     rule = MinShare.parse(min_share, m.data["class_names"], m.data.get("ignore_index", 255))
     budget = _check_budget(budget, n, rule)
     stats = Acceptance(rule, n, budget) if rule else None
@@ -782,10 +829,7 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     state = PartialState(cpu=not torch.cuda.is_available()); out = Path(out)  # cpu=True: CPU processes form a group
     m = load_ldm(checkpoint, device if device is not None else state.device)
     _check_layout(layout, m.task); dtype = np.dtype(dtype or source_dtype(m)).name; to_dtype(np.zeros(1), dtype)
-    given = given_parts(mode, m.task)
-    if needs_conditions(mode) and conditions is None: raise ValueError(f"mode {mode!r} needs conditions (given {', '.join(given)}): a prepared dataset, a folder of masks or masks")
-    if conditions is not None and not needs_conditions(mode): raise ValueError(f"mode {mode!r} takes no conditions")
-    cond = load_conditions(conditions, m, condition_split) if needs_conditions(mode) and conditions is not None else None
+    cond = mode_conditions(m, mode, conditions, condition_split, guidance_scale)  # checked before any work
     rule = MinShare.parse(min_share, m.data["class_names"], m.data.get("ignore_index", 255)); budget = _check_budget(budget, n, rule)
     params = dict(checkpoint=str(m.path), sampler=sampler, steps=steps, eta=eta, spacing=resolve_spacing(sampler, spacing), seed=seed, n=n, layout=layout, dtype=dtype,
                   min_share=rule.as_dict() if rule else None, weights_sha256=file_sha256(m.path/"ema.safetensors"), task=m.task,

@@ -90,3 +90,17 @@ def test_command_line(ck, tmp_path, capsys):
     with pytest.raises(SystemExit, match="filtered before"): specdm_filter(["--folder", str(syn)])
     r = subprocess.run([sys.executable, "-m", "specdm.filter", "--help"], capture_output=True, text=True)  # a fresh process
     assert r.returncode == 0 and "--keep_top" in r.stdout
+
+def test_self_score_refused_on_image_to_mask_folders(tmp_path):
+    import numpy as np
+    import torch
+    from specdm.filter import filter_synthetic
+    from specdm.sampling import write_synthetic, write_test_checkpoint
+    ck = write_test_checkpoint(tmp_path/"ck", per_part=True)
+    imgs = write_synthetic(ck, tmp_path/"joint", 2, steps=2)
+    from specdm.metrics import folder_set
+    x, y, _ = folder_set(imgs).read(np.arange(2))
+    from specdm.sampling import Conditions
+    out = write_synthetic(ck, tmp_path/"i2m", 2, steps=2, mode="image_to_mask", conditions=Conditions(torch.from_numpy(x), torch.from_numpy(y)))
+    with pytest.raises(ValueError, match="self score would give every pair 1.0"):
+        filter_synthetic(out, 0.5)

@@ -64,3 +64,30 @@ def test_specdm_sample_mode_options(tmp_path, capsys):
     with pytest.raises(SystemExit, match="needs conditions"):
         specdm_sample(["--ckpt", str(ck), "--n", "1", "--out", str(tmp_path/"syn2"), "--steps", "2", "--mode", "mask_to_image"])
     assert not (tmp_path/"syn2").exists()  # refused before anything is written
+
+def test_conditions_refused_before_anything_is_written(tmp_path):
+    import numpy as np
+    from specdm.data import write_geotiff
+    pp = write_test_checkpoint(tmp_path/"pp", per_part=True); jo = write_test_checkpoint(tmp_path/"jo")
+    masks = torch.randint(0, 3, (2, 16, 16))
+    bad = [(dict(ckpt=jo, mode="mask_to_image", conditions=masks, guidance_scale=2.0), "trained jointly only"),
+           (dict(ckpt=pp, mode="joint", guidance_scale=2.0), "joint has none"),
+           (dict(ckpt=pp, mode="mask_to_image", conditions=masks, guidance_scale=-1.0), ">= 0"),
+           (dict(ckpt=pp, mode="image_to_mask", conditions=masks), "hold no images"),
+           (dict(ckpt=pp, mode="mask_to_image", conditions=masks.float() + 0.4), "not integers")]
+    for k, (kw, msg) in enumerate(bad):
+        ck = kw.pop("ckpt")
+        with pytest.raises(ValueError, match=msg): write_synthetic(ck, tmp_path/f"out{k}", 2, steps=2, **kw)
+        assert not (tmp_path/f"out{k}").exists()
+    (tmp_path/"masks").mkdir()
+    write_geotiff(tmp_path/"masks"/"a.tif", np.zeros((16, 16), np.uint8))
+    write_geotiff(tmp_path/"masks"/"b.tif", np.full((16, 16), 1.5, np.float32))
+    with pytest.raises(ValueError, match=r"b\.tif: holds values that are not integers"):
+        sample_pairs(pp, 1, steps=2, mode="mask_to_image", conditions=tmp_path/"masks")
+    write_geotiff(tmp_path/"masks"/"b.tif", np.full((16, 16), 7, np.uint8))
+    with pytest.raises(ValueError, match=r"b\.tif: mask values \[7\]"):
+        sample_pairs(pp, 1, steps=2, mode="mask_to_image", conditions=tmp_path/"masks")
+    with pytest.raises(ValueError, match="is a file"):
+        sample_pairs(pp, 1, steps=2, mode="mask_to_image", conditions=tmp_path/"masks"/"a.tif")
+    p = sample_pairs(pp, 2, steps=2, mode="mask_to_image", conditions=np.zeros((2, 16, 16), np.int64))  # numpy masks
+    assert (p.masks == 0).all()

@@ -188,10 +188,14 @@ class GaussianDiffusion:
                       noise:Tensor|None=None, # like `x0`; standard normal if None
                       split:Sequence[int]|None=None, # channels of each of the P parts of `x0` (sum C), for per-part `t`
                       weight:Tensor|None=None, # (B, P) weight of each part's error (0: a condition, not a target); None: all 1
+                      snr_gamma:float|None=None, # min-SNR-γ weighting (Hang et al., ICCV 2023), e.g. 5; None: unweighted
                      ) -> Tensor: # scalar
         """The simple loss: MSE between the network output and its target, eps or v (DDPM Algorithm 1). With per-part
         steps each part of the joint latent is noised to its own t (UniDiffuser, Bao et al. 2023, eq. 6) and the network
-        sees all P steps; `weight` averages the squared error over the parts that count (all ones: the plain MSE)."""
+        sees all P steps; `weight` averages the squared error over the parts that count (all ones: the plain MSE).
+        `snr_gamma` weights each error by min(SNR_t, γ) / SNR_t for eps and min(SNR_t, γ) / (SNR_t + 1) for v, SNR_t =
+        ab_t / (1 - ab_t) (per channel under per-part steps): the same weight on x_0's error for every t above γ's noise
+        level, as diffusers' training scripts do. Raises `ValueError` for γ <= 0."""
         t = torch.randint(0, self.T, (x0.shape[0],), device=x0.device) if t is None else t
         noise = torch.randn_like(x0) if noise is None else noise
         if t.ndim == 2 or weight is not None:
@@ -199,6 +203,10 @@ class GaussianDiffusion:
         tc = channel_times(t, split) if t.ndim == 2 else t
         target = noise if self.parameterization == "eps" else self.v_target(x0, tc, noise)
         err = (model(self.q_sample(x0, tc, noise), t) - target).square()
+        if snr_gamma is not None:
+            if not snr_gamma > 0: raise ValueError(f"snr_gamma must be > 0 (or None), got {snr_gamma}")
+            ab = self.coef("alphas_cumprod", tc, x0); snr = ab / (1 - ab)
+            err = err * (snr.clamp(max=snr_gamma) / (snr if self.parameterization == "eps" else snr + 1))
         if weight is None: return err.mean()
         w = channel_times(weight, split).to(err.dtype)  # (B, C)
         return (err.flatten(2).mean(2) * w).sum() / w.sum().clamp_min(1e-12)

@@ -689,6 +689,7 @@ def _check_budget(budget:int|None, n:int, rule:MinShare|None) -> int:
 # %% ../nbs/06_sampling.ipynb #068fe332
 def write_test_checkpoint(folder:str|Path, task:Literal["seg", "change"]="seg", patch_size:int=16, seed:int=0,
                           per_part:bool=False, # a U-Net with one step per latent part (all sampling modes, guidance)
+                          parameterization:str="eps", # what the U-Net predicts: "eps" or "v"
                          ) -> Path:
     "Write a tiny, untrained latent-diffusion checkpoint (4 bands, 16-px patches) for tests and examples."
     from dataclasses import asdict
@@ -707,7 +708,7 @@ def write_test_checkpoint(folder:str|Path, task:Literal["seg", "change"]="seg", 
     data = dict(bands=[asdict(b) for b in select_bands("rgbn")], class_names=["water", "land", "road"][:K] if task == "seg" else ["no change", "change"],
                 task=task, ignore_index=255, lo=[100.0] * 4, hi=[3000.0] * 4, patch_size=patch_size, source="test")
     save_checkpoint(folder, {"model": unet.state_dict(), "ema": EMA(unet).state_dict()},
-                    dict(format="specdm.ldm", unet=asdict(ucfg), diffusion=asdict(DiffusionConfig()), scale_factor=1.0,
+                    dict(format="specdm.ldm", unet=asdict(ucfg), diffusion=asdict(DiffusionConfig(parameterization=parameterization)), scale_factor=1.0,
                          latent_shape=[vae.latent_channels, patch_size // 2, patch_size // 2], data=data))
     return folder
 

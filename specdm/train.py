@@ -112,6 +112,7 @@ class LDMTrainConfig:
     progress:bool = True # progress bar
     threads:int = 0 # torch CPU threads per process; 0: `specdm.core.set_threads`'s policy
     part_modes:tuple[float, ...]|None = None # shares of `PART_MODES` (joint, given, dropped, independent); None or (1, 0, 0, 0): joint only
+    snr_gamma:float|None = None # min-SNR-γ loss weighting (`GaussianDiffusion.training_loss`); None: unweighted
     def __post_init__(self):
         if self.part_modes is not None:
             object.__setattr__(self, "part_modes", tuple(float(v) for v in self.part_modes))
@@ -121,6 +122,7 @@ class LDMTrainConfig:
         for k in ("max_steps", "batch_size", "grad_accum", "log_every", "ckpt_every", "keep_last"):
             if int(getattr(self, k)) < 1: raise ValueError(f"LDMTrainConfig.{k} must be >= 1, got {getattr(self, k)}")
         if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.ema_decay <= 1: raise ValueError("need lr > 0, warmup_steps >= 0, ema_decay in [0, 1]")
+        if self.snr_gamma is not None and not self.snr_gamma > 0: raise ValueError(f"snr_gamma must be > 0 or None, got {self.snr_gamma}")
 
 def per_part_training(cfg:LDMTrainConfig, split:Sequence[int]) -> bool:
     "Whether stage 2 trains one step per latent part: `part_modes` other than joint only, and a latent of 2+ parts."
@@ -235,7 +237,7 @@ def _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, 
         for _ in range(cfg.grad_accum):
             z, t, noise, *w = (b.to(acc.device) for b in next(batches))  # w: per-part loss weights, with per-part steps
             with acc.accumulate(net):
-                loss = process.training_loss(net, z * scale, t, noise, split=latents.split, weight=w[0] if w else None)
+                loss = process.training_loss(net, z * scale, t, noise, split=latents.split, weight=w[0] if w else None, snr_gamma=cfg.snr_gamma)
                 acc.backward(loss)
                 if acc.sync_gradients and cfg.grad_clip: acc.clip_grad_norm_(net.parameters(), cfg.grad_clip)
                 opt.step(); opt.zero_grad()
@@ -291,6 +293,8 @@ class JobConfig:
     unet_attention:tuple[int, ...] = (4,) # downsampling factors with self-attention
     part_modes:tuple[float, ...] = (1.0, 0.0, 0.0, 0.0) # stage 2: shares of (joint, given, dropped, independent) per-part steps (`PART_MODES`); joint only by default
     schedule:Literal["linear", "plain_linear", "cosine"] = "linear"
+    parameterization:Literal["eps", "v"] = "eps" # stage 2: what the U-Net predicts
+    snr_gamma:float = 0.0 # stage 2: min-SNR-γ loss weighting; 0: unweighted
     ldm_steps:int = 2500
     ldm_batch_size:int = 32
     ldm_lr:float = 3e-4
@@ -301,6 +305,7 @@ class JobConfig:
     checkpoint_every:int = 500
     sampler:Literal["ddim", "dpmpp2m", "ddpm"] = "ddim"
     sample_steps:int = 50
+    sample_eta:float = 1.0 # DDIM's eta for the figures
     n_samples:int = 64
     seed:int = 0
     threads:int = 0 # torch CPU threads per process; 0: `specdm.core.set_threads`'s policy
@@ -348,10 +353,12 @@ def run_job(cfg:JobConfig) -> JobResult:
     from accelerate import PartialState
     device = PartialState(cpu=not torch.cuda.is_available()).device.type # where both stages train
     set_threads(cfg.threads) # data preparation too
-    unet_config(cfg, 1); DiffusionConfig(schedule=cfg.schedule) # a U-Net or schedule that cannot be built fails before any work
+    dcfg = DiffusionConfig(schedule=cfg.schedule, parameterization=cfg.parameterization)
+    unet_config(cfg, 1) # a U-Net or schedule that cannot be built fails before any work
     lcfg = LDMTrainConfig(max_steps=cfg.ldm_steps, batch_size=cfg.ldm_batch_size, lr=cfg.ldm_lr, warmup_steps=cfg.warmup_steps,
                           ema_decay=cfg.ema_decay, grad_accum=cfg.grad_accum, mixed_precision=cfg.mixed_precision, seed=cfg.seed,
-                          ckpt_every=cfg.checkpoint_every, threads=cfg.threads, part_modes=cfg.part_modes)
+                          ckpt_every=cfg.checkpoint_every, threads=cfg.threads, part_modes=cfg.part_modes,
+                          snr_gamma=cfg.snr_gamma or None)
     run = Path(cfg.run_dir); ds = PreparedDataset(job_data(cfg))
     vae_ckpt = Path(cfg.vae_checkpoint) if cfg.vae_checkpoint else None
     if vae_ckpt is None:
@@ -367,7 +374,7 @@ def run_job(cfg:JobConfig) -> JobResult:
         res = train_vae(build_vae(vae_config(cfg, ds)), train, run/"vae", cfg=tcfg, val_data=val, resume=cfg.resume)
         vae_ckpt = res.checkpoint
     res = train_ldm(vae_ckpt, ds, run/"ldm", unet=unet_config(cfg, load_vae(vae_ckpt).latent_channels),
-                    diffusion=DiffusionConfig(schedule=cfg.schedule), cfg=lcfg, resume=cfg.resume)
+                    diffusion=dcfg, cfg=lcfg, resume=cfg.resume)
     return JobResult(ds.path, resolve_checkpoint(vae_ckpt), res.checkpoint)
 
 # %% ../nbs/05_train_ldm.ipynb #8b75c1e9

@@ -293,11 +293,11 @@ class JobConfig:
     unet_attention:tuple[int, ...] = (4,) # downsampling factors with self-attention
     part_modes:tuple[float, ...] = (1.0, 0.0, 0.0, 0.0) # stage 2: shares of (joint, given, dropped, independent) per-part steps (`PART_MODES`); joint only by default
     schedule:Literal["linear", "plain_linear", "cosine"] = "linear"
-    parameterization:Literal["eps", "v"] = "eps" # stage 2: what the U-Net predicts
-    snr_gamma:float = 0.0 # stage 2: min-SNR-γ loss weighting; 0: unweighted
+    parameterization:Literal["eps", "v"] = "v" # stage 2: what the U-Net predicts (the paper's: "eps")
+    snr_gamma:float = 5.0 # stage 2: min-SNR-γ loss weighting; 0: unweighted (the paper's)
     ldm_steps:int = 2500
     ldm_batch_size:int = 32
-    ldm_lr:float = 3e-4
+    ldm_lr:float = 1e-3
     warmup_steps:int = 200
     ema_decay:float = 0.9999
     grad_accum:int = 1

@@ -1,10 +1,14 @@
 """Quality per CPU minute: the main job's settings compared end to end on one prepared segmentation dataset.
 
     python benchmarks/budget.py --data runs/specdm/data --runs /tmp/budget --out results/budget_seg.json \
-        --variant default: --variant stage1_2000:vae_steps=2000,ldm_steps=1250 --variant minsnr:snr_gamma=5
+        --variant 'paper_objective:parameterization=eps,snr_gamma=0,ldm_lr=3e-4' \
+        --variant 'stage1_2000:vae_steps=2000,ldm_steps=1300' --variant 'f2:vae_ch_mult=1;2,ldm_steps=1450'
+
+`--data` is a prepared segmentation dataset: `results/budget_seg.json` used the built-in scenes the main job prepares
+with its default settings (`specdm_train --run_dir RUN`, then RUN/data).
 
 Each `--variant NAME:FIELD=VALUE,...` is the main job (`specdm.train.run_job`) with those `JobConfig` fields changed
-(lists as `a;b;c`, e.g. `vae_ch_mult=1;2`), trained into RUNS/NAME (resumed if there; skipped when finished). A variant
+(lists as `a;b;c`, e.g. `vae_ch_mult=1;2`; quote the argument in a shell), trained into RUNS/NAME (resumed if there; skipped when finished). A variant
 that changes stage 2 only can reuse another's stage 1 with `vae_checkpoint=RUNS/OTHER/vae` (its minutes are counted).
 For each:
 
@@ -14,13 +18,15 @@ For each:
   training split — `specdm.metrics`' SpectralNet, from `--extractor` — against the generated masks), spectral FID over
   all bands with the same network, class-share total variation, mSAD and per-class SAD, and each class's mean B8 (near
   infrared, where the bands have it), against the real validation split; the same
-  segmenter on the real validation pairs (the floor) and on their stage-1 reconstructions (the ceiling the VAE allows);
+  segmenter on the real validation pairs (the real-data reference) and on their stage-1 reconstructions (the stage-1
+  reference: what the segmenter still finds after the VAE's encode–decode of real images; samples are other images,
+  so it is a guide, not a bound);
 - a figure (`--figure`): real validation pairs, then 8 joint samples of each variant.
 
 Run it alone on the machine: the minutes are wall-clock on this CPU. Writes `--out` (rows keyed by variant name,
 accumulated across calls); `05_train_ldm` renders its table from it.
 """
-import argparse, json, os, sys, time
+import argparse, json, os, shlex, sys, time
 from pathlib import Path
 
 import specdm  # before torch: the thread policy
@@ -29,6 +35,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _timing import footer, header
+
+
+SETTINGS = ("vae_steps", "vae_ch_mult", "ldm_steps", "unet_channels", "unet_channel_mult", "parameterization", "snr_gamma", "ldm_lr")
 
 
 def parse_variant(s:str) -> tuple[str, dict]:
@@ -96,7 +105,7 @@ def main(argv=None):
     out = json.loads(Path(a.out).read_text()) if Path(a.out).is_file() else dict(rows={})
     out.update(data=str(ds.path), segmenter=sdesc.get("path", str(a.extractor)), real_floor=ref.consistency_real, n=a.n, n_val=val.n,
                sampler="ddim", steps=a.steps, threads=torch.get_num_threads())
-    out.setdefault("commands", []).append("python benchmarks/budget.py " + " ".join(argv or sys.argv[1:]))
+    out.setdefault("commands", []).append(shlex.join(["python", "benchmarks/budget.py", *(argv or sys.argv[1:])]))
     xv, yv, _ = val.read(np.arange(val.n))
     for spec in a.variant:
         name, kv = parse_variant(spec)
@@ -112,7 +121,8 @@ def main(argv=None):
         s2 = train_seconds(Path(cfg.run_dir)/"ldm")
         row = dict(variant=name, changes=kv, vae_steps=cfg.vae_steps, ldm_steps=cfg.ldm_steps, stage1_minutes=round(s1 / 60, 2),
                    stage2_minutes=round(s2 / 60, 2), train_minutes=round((s1 + s2) / 60, 2), job_wall_minutes=round(wall / 60, 2),
-                   job_cpu_minutes=round(cpu / 60, 2), vae_ceiling=ceiling["miou"], checkpoint=str(res.ldm), samples={})
+                   job_cpu_minutes=round(cpu / 60, 2), vae_ceiling=ceiling["miou"], checkpoint=str(res.ldm), samples={},
+                   settings={k: getattr(cfg, k) for k in SETTINGS})
         for eta in (float(e) for e in a.etas.split(",")):
             t1 = time.time(); pairs = sample_pairs(m, a.n, sampler="ddim", steps=a.steps, eta=eta, seed=0, batch_size=32)
             sample_s = (time.time() - t1) / a.n; r = ref.compare(pairs_set(pairs))

@@ -309,7 +309,10 @@ class JobConfig:
     n_samples:int = 64
     seed:int = 0
     threads:int = 0 # torch CPU threads per process; 0: `specdm.core.set_threads`'s policy
-    def __post_init__(self): check_fields(self) # each value read as its field's type ("[2]" -> (2,)); choices checked
+    def __post_init__(self):
+        check_fields(self) # each value read as its field's type ("[2]" -> (2,)); choices checked
+        if self.snr_gamma < 0: raise ValueError(f"snr_gamma must be >= 0 (0: unweighted), got {self.snr_gamma}")
+        if self.sample_eta < 0: raise ValueError(f"sample_eta must be >= 0 (DDIM's eta), got {self.sample_eta}")
     @classmethod
     def from_params(cls, params:dict) -> JobConfig:
         "Build from parameters (`notebook_params(globals())`, YAML, options), refusing names that are not parameters."

@@ -396,6 +396,13 @@ def write_geotiff(path:str|Path, # destination .tif (written atomically)
 
 # %% ../nbs/01_data.ipynb #1978c27e
 _DESCRIBED_WL = re.compile(r"\(\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*([A-Za-zµμ]+)\s*\)")
+_DESCRIBED_NAME = re.compile(r"^\s*band[_ ](\d+)\b", re.I) # 'band_111 (1234 Nanometers)' (specdm), 'band 1 (418.24 Nanometers)' (EnMAP)
+
+def _described_names(descriptions, n:int) -> list[str]|None:
+    "`band_<k>` names that a file's descriptions give, when every one of its `n` bands has a distinct one; else None (names by position)."
+    m = [_DESCRIBED_NAME.match(str(d or "")) for d in descriptions or []]
+    names = [f"band_{int(x[1])}" for x in m] if len(m) == n and all(m) else []
+    return names if names and len(set(names)) == n else None
 
 def _metres(prof:dict) -> float|None:
     "Pixel size in metres of a raster in a projected CRS with metre units, else None."
@@ -425,7 +432,10 @@ def raster_bands(prof:dict, # from `read_profile` (all bands)
     if wl is None and bbl is None: return None
     try: wl = None if wl is None else [float(v) for v in wl]
     except ValueError: raise DataError(path, f"wavelengths in its {src} are not numbers: {wl[:5]}") from None
-    return spectral_bands(wl, fw, bbl, unit=unit, path=path, n_bands=n, source=f"{src} of {Path(path).name}" if wl else "", resolution=_metres(prof))
+    sb = spectral_bands(wl, fw, bbl, unit=unit, path=path, n_bands=n, source=f"{src} of {Path(path).name}" if wl else "", resolution=_metres(prof))
+    if not (names := _described_names(prof.get("descriptions"), n)): return sb
+    # a file specdm wrote keeps the source's names: after bad bands were dropped, band_111 may be its 101st band
+    return SourceBands(tuple(Band(k, b.wavelength, b.fwhm, b.resolution) for k, b in zip(names, sb.bands)), sb.good, sb.source, sb.runs)
 
 def band_table(wavelengths:str|Path|SourceBands, # a band table file (`read_wavelengths`) or its result
                n_bands:int, image) -> SourceBands:

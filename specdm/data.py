@@ -18,21 +18,21 @@ from .core import atomic_write, file_sha256, load_json, save_json
 # %% auto #0
 __all__ = ['S2_BANDS', 'BAND_PRESETS', 'MICROMETRE_LIKE', 'ENVI_BINARY_SUFFIXES', 'HUGE_FILL', 'WAVELENGTH_TOLERANCE',
            'SEGMUNICH_REMAP', 'SEGMUNICH_CLASSES', 'OSCD_IMAGES', 'OSCD_LABELS', 'MASK_SUFFIXES',
-           'INDIAN_PINES_CLASSES', 'ENMAP_POTSDAM_CLASSES', 'SPLITS', 'FORMAT_VERSION', 'Band', 'band_name',
-           'select_bands', 'DataError', 'DataWarning', 'Radiometry', 's2_processing_baseline', 'file_radiometry',
-           'nm_per_unit', 'to_nm', 'detector_runs', 'SourceBands', 'spectral_bands', 'read_wavelengths', 'Item',
-           'file_dtype', 'common_dtype', 'raster_path', 'read_profile', 'read_raster', 'write_geotiff', 'raster_bands',
-           'band_table', 'file_bands', 'band_metadata', 'fill_candidates', 'find_untagged_fill', 'read_image',
-           'read_spectral', 'find_band_file', 'check_units', 'combine_radiometry', 'read_band_files',
-           'read_stacked_tiff', 'read_mask', 'mat_arrays', 'read_mat', 'check_mask_values', 'unlabelled_to_ignore',
-           'remap_segmunich', 'oscd_change_labels', 'segmunich_items', 'oscd_cities', 'oscd_label', 'oscd_items',
-           'sen1floods11_items', 'folder_task', 'folder_masks', 'mask_encoding', 'description_bands',
-           'folder_first_image', 'folder_bands', 'image_bands', 'folder_items', 'cube_to_chw', 'read_scene',
-           'scene_blocks', 'assign_blocks', 'scene_block_items', 'csv_pairs', 'csv_items', 'patch_starts',
+           'INDIAN_PINES_CLASSES', 'ENMAP_POTSDAM_CLASSES', 'SPLITS', 'FORMAT_VERSION', 'LAND_COVER_COLOURS', 'Band',
+           'band_name', 'select_bands', 'DataError', 'DataWarning', 'Radiometry', 's2_processing_baseline',
+           'file_radiometry', 'nm_per_unit', 'to_nm', 'detector_runs', 'SourceBands', 'spectral_bands',
+           'read_wavelengths', 'Item', 'file_dtype', 'common_dtype', 'raster_path', 'read_profile', 'read_raster',
+           'write_geotiff', 'raster_bands', 'band_table', 'file_bands', 'band_metadata', 'fill_candidates',
+           'find_untagged_fill', 'read_image', 'read_spectral', 'find_band_file', 'check_units', 'combine_radiometry',
+           'read_band_files', 'read_stacked_tiff', 'read_mask', 'mat_arrays', 'read_mat', 'check_mask_values',
+           'unlabelled_to_ignore', 'remap_segmunich', 'oscd_change_labels', 'segmunich_items', 'oscd_cities',
+           'oscd_label', 'oscd_items', 'sen1floods11_items', 'folder_task', 'folder_masks', 'mask_encoding',
+           'description_bands', 'folder_first_image', 'folder_bands', 'image_bands', 'folder_items', 'cube_to_chw',
+           'read_scene', 'scene_blocks', 'assign_blocks', 'scene_block_items', 'csv_pairs', 'csv_items', 'patch_starts',
            'invalid_pixels', 'iter_patches', 'Normalizer', 'dataset_radiometry', 'to_stored', 'prepare_dataset',
            'PreparedDataset', 'flip_rotate', 'PatchDataset', 'SegmentationDataset', 'ChangeDataset', 'rgb_bands',
-           'rgb_composite', 'default_palette', 'show_pair', 'write_segmunich_fixture', 'write_oscd_fixture',
-           'write_hyperspectral_fixture']
+           'rgb_composite', 'default_palette', 'land_cover_family', 'class_palette', 'show_pair',
+           'write_segmunich_fixture', 'write_oscd_fixture', 'write_hyperspectral_fixture']
 
 # %% ../nbs/01_data.ipynb #01ba4772
 @dataclass(frozen=True)
@@ -1505,12 +1505,53 @@ def default_palette(k:int) -> np.ndarray:
     import matplotlib
     return np.array(matplotlib.colormaps["tab20"](np.arange(k) % 20))[:, :3]
 
+# %% ../nbs/01_data.ipynb #049b2488
+LAND_COVER_COLOURS: dict[str, tuple[tuple[str, ...], tuple[float, float, float]]] = { # family: (name keywords, RGB in [0, 1]); first match wins
+    "no_change": (("no change", "nochange", "unchanged"), (0.85, 0.85, 0.85)),
+    "change": (("change",), (0.85, 0.10, 0.10)),
+    "background": (("background", "unlabelled", "unlabeled", "nodata", "no data", "void", "clutter", "unknown", "other"), (0.70, 0.70, 0.70)),
+    "water": (("water", "river", "lake", "sea", "ocean", "flood", "reservoir", "pond", "canal"), (0.12, 0.35, 0.80)),
+    "wetland": (("wetland", "marsh", "swamp", "bog", "mangrove"), (0.35, 0.70, 0.75)),
+    "snow": (("snow", "ice", "glacier"), (0.92, 0.96, 1.00)),
+    "cloud": (("cloud",), (0.97, 0.97, 0.97)),
+    "built_up": (("built", "building", "urban", "roof", "industrial", "commercial", "residential", "settlement", "house", "tower", "steel"), (0.85, 0.15, 0.15)),
+    "road": (("road", "pavement", "street", "impervious", "parking", "rail", "highway", "drive"), (0.35, 0.35, 0.35)),
+    "bare_soil": (("bare", "soil", "sand", "rock", "mine", "dump", "quarry", "desert", "barren", "beach", "open space"), (0.60, 0.42, 0.25)),
+    "grassland": (("grass", "pasture", "meadow", "hay", "lawn", "vegetation", "herb", "savanna", "rangeland"), (0.60, 0.85, 0.35)),
+    "forest": (("forest", "tree", "wood"), (0.05, 0.40, 0.15)),
+    "shrub": (("shrub", "bush", "scrub", "heath"), (0.45, 0.55, 0.20)),
+    "cropland": (("crop", "arable", "farm", "agricultur", "corn", "maize", "soy", "wheat", "alfalfa", "oat", "rice", "cultivat", "orchard", "vineyard"), (0.95, 0.80, 0.25)),
+}
+
+def land_cover_family(name:str) -> str|None:
+    "The `LAND_COVER_COLOURS` family whose keywords start a word of class `name` (case, `-` and `_` ignored), or None."
+    words = " " + re.sub(r"[\W_]+", " ", name.lower()) + " "
+    return next((f for f, (kws, _) in LAND_COVER_COLOURS.items() if any(f" {k}" in words for k in kws)), None)
+
+def _shade(rgb:np.ndarray, j:int, n:int) -> np.ndarray:
+    "The j-th of n distinct shades of `rgb`: the colour itself, then alternately lighter and darker, hue nudged."
+    import colorsys
+    if n == 1 or j == 0: return rgb
+    h, l, s = colorsys.rgb_to_hls(*rgb); step = (j + 1) // 2 * 0.5 / ((n + 1) // 2)
+    l = l + (1 - l) * step if j % 2 else l * (1 - step)
+    return np.array(colorsys.hls_to_rgb((h + 0.02 * (-1) ** j * min((j + 1) // 2, 2)) % 1, l, s))
+
+def class_palette(class_names:Sequence[str], # class names, index order
+                 ) -> np.ndarray: # (K, 3) RGB in [0, 1]
+    "Land-cover colours for class maps (`LAND_COVER_COLOURS`, shades within a family); `default_palette`'s for names it does not know."
+    fams = [land_cover_family(n) for n in class_names]; out = default_palette(len(class_names)).copy()
+    for i, f in enumerate(fams):
+        if f is None: continue
+        same = [k for k, g in enumerate(fams) if g == f]
+        out[i] = _shade(np.array(LAND_COVER_COLOURS[f][1]), same.index(i), len(same))
+    return out
+
 # %% ../nbs/01_data.ipynb #306d1ff3
 def show_pair(image:np.ndarray, # (C, H, W), or (2, C, H, W) for a change pair
               mask:np.ndarray, # (H, W) class indices; values >= len(classes) are left blank
               bands:str|Sequence[str]|Sequence[Band], # the image's bands
               classes:Sequence[str], # class names, index order
-              palette:Sequence[tuple]|None=None, # RGB in [0, 1] per class; default `default_palette`
+              palette:Sequence[tuple]|None=None, # RGB in [0, 1] per class; default `class_palette(classes)`
               ax=None): # a sequence of 2 (3 for a pair) matplotlib axes, or None for a new figure
     "Draw the RGB composite beside the mask with a class legend; return the axes."
     import matplotlib.pyplot as plt
@@ -1518,7 +1559,7 @@ def show_pair(image:np.ndarray, # (C, H, W), or (2, C, H, W) for a change pair
     from matplotlib.patches import Patch
     image = np.asarray(image.detach().cpu() if torch.is_tensor(image) else image)
     mask = np.asarray(mask.detach().cpu() if torch.is_tensor(mask) else mask)
-    palette = [tuple(c) for c in (default_palette(len(classes)) if palette is None else palette)]
+    palette = [tuple(c) for c in (class_palette(classes) if palette is None else palette)]
     pair = image.ndim == 4
     if ax is None: ax = plt.subplots(1, 3 if pair else 2, figsize=(8, 3))[1]
     rgb = rgb_composite(np.concatenate(list(image), -1) if pair else image, bands)

@@ -941,15 +941,15 @@ if __name__ == "__main__" and str(getattr(sys.modules["__main__"], "__file__", "
 # %% ../nbs/06_sampling.ipynb #cf80e2bf
 def show_pairs(p:Pairs, k:int=8, # number of pairs to draw
                cols:int=4, # pairs per row
-               palette:Sequence[tuple]|None=None, # RGB in [0, 1] per class; default `specdm.data.default_palette`
+               palette:Sequence[tuple]|None=None, # RGB in [0, 1] per class; default `specdm.data.class_palette` (land-cover colours)
                size:float=1.3): # inches per panel
     "Grid of `k` pairs: RGB composite(s) and mask; one class legend for the figure. Returns the figure."
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
-    from specdm.data import default_palette, rgb_composite
+    from specdm.data import class_palette, rgb_composite
     k = min(k, len(p)); cols = max(1, min(cols, k)); rows = math.ceil(k / cols); per = 3 if p.images.ndim == 5 else 2
-    K = len(p.class_names); pal = [tuple(c) for c in (default_palette(K) if palette is None else palette)][:K]
+    K = len(p.class_names); pal = [tuple(c) for c in (class_palette(p.class_names) if palette is None else palette)][:K]
     fig, axs = plt.subplots(rows, cols * per, figsize=(size * cols * per, size * rows + 0.5), squeeze=False)
     for a in axs.flat: a.set_axis_off()
     for i in range(k):
@@ -980,10 +980,10 @@ def plot_class_spectra(synthetic:np.ndarray, # (K, C) from `class_spectra`
                        palette:Sequence[tuple]|None=None, ax=None):
     "Per-class mean spectra over band centre wavelength: synthetic solid, real dashed. Returns the axes."
     import matplotlib.pyplot as plt
-    from specdm.data import default_palette
+    from specdm.data import class_palette
     if ax is None: ax = plt.subplots(figsize=(6, 3.2))[1]
     wl = np.array([b["wavelength"] for b in bands]); o = np.argsort(wl); K = len(class_names)
-    pal = [tuple(c) for c in (default_palette(K) if palette is None else palette)]
+    pal = [tuple(c) for c in (class_palette(class_names) if palette is None else palette)]
     for k in range(K):
         if not np.isnan(synthetic[k]).all(): ax.plot(wl[o], synthetic[k][o], "-o", ms=3, color=pal[k], label=class_names[k])
         if real is not None and not np.isnan(real[k]).all(): ax.plot(wl[o], real[k][o], "--", color=pal[k], alpha=0.8)

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from .data import Band, DataError, Item, S2_BANDS, rgb_composite, select_bands, show_pair
+from .data import Band, DataError, Item, S2_BANDS, class_palette, rgb_composite, select_bands, show_pair
 
 # %% auto #0
 __all__ = ['SCENE_CLASSES', 'SCENE_PALETTE', 'WATER', 'FOREST', 'CROPLAND', 'GRASSLAND', 'BARE_SOIL', 'BUILT_UP', 'ROAD',
@@ -26,9 +26,7 @@ __all__ = ['SCENE_CLASSES', 'SCENE_PALETTE', 'WATER', 'FOREST', 'CROPLAND', 'GRA
 
 # %% ../nbs/01a_scenes.ipynb #3ae5e15b
 SCENE_CLASSES: tuple[str, ...] = ("water", "forest", "cropland", "grassland", "bare_soil", "built_up", "road")
-SCENE_PALETTE: tuple[tuple[float, float, float], ...] = (
-    (0.12, 0.35, 0.80), (0.05, 0.40, 0.15), (0.95, 0.80, 0.25), (0.60, 0.85, 0.35),
-    (0.60, 0.42, 0.25), (0.85, 0.15, 0.15), (0.35, 0.35, 0.35)) # RGB in [0, 1], one per class
+SCENE_PALETTE: tuple[tuple[float, float, float], ...] = tuple(tuple(map(float, c)) for c in class_palette(SCENE_CLASSES)) # RGB in [0, 1], one per class: the land-cover colours of `specdm.data.LAND_COVER_COLOURS`
 WATER, FOREST, CROPLAND, GRASSLAND, BARE_SOIL, BUILT_UP, ROAD = range(len(SCENE_CLASSES))
 
 # %% ../nbs/01a_scenes.ipynb #a402c5bc

@@ -20,7 +20,7 @@ __all__ = ['process_rank', 'seed_everything', 'get_device', 'atomic_write', 'sav
            'SeededItems', 'micro_batches', 'rng_state', 'set_rng_state', 'append_log', 'read_log', 'trim_log',
            'staged_folder', 'clean_partials', 'commit_step', 'resolve_checkpoint', 'coerce_value', 'field_types',
            'check_fields', 'config_from_params', 'notebook_params', 'config_parser', 'parse_config', 'cpu_has_bf16',
-           'runnable_precision', 'cores_available', 'thread_count', 'set_threads', 'adamw']
+           'runnable_precision', 'cores_available', 'thread_count', 'set_threads', 'adamw', 'StepProgress']
 
 # %% ../nbs/00_core.ipynb #0f319eca
 def process_rank() -> int:
@@ -438,3 +438,38 @@ def adamw(params, # parameters (or parameter groups) to optimise
     params = list(params)
     try: return torch.optim.AdamW(params, fused=True, **kwargs)
     except (RuntimeError, ValueError, TypeError): return torch.optim.AdamW(params, **kwargs) # no fused kernel here
+
+# %% ../nbs/00_core.ipynb #c2318628
+def _dur(s:float) -> str:
+    "Seconds as `45s`, `12m05s` or `1h03m`."
+    s = int(round(s)); return f"{s}s" if s < 60 else f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s // 60 % 60:02d}m"
+
+class StepProgress:
+    """Iterate over a training loop's steps: a fastprogress bar in a terminal; a line on stdout every `1/lines` of the run
+    into a pipe or file (no bar, whose redraws would fill it); both in a notebook (papermill and saved outputs keep the
+    lines). `comment` (e.g. the loss) shows in both."""
+    def __init__(self, steps:range, # the steps left to run, e.g. range(start, max_steps): `steps.stop` is the whole run
+                 label:str, # what runs, e.g. "stage 2"
+                 lines:int=10, # progress lines over the whole run (0: none)
+                 bar:bool=True): # a fastprogress bar too
+        self.steps, self.label, self.bar, self.comment = steps, label, bar, ""
+        self.every = max(1, -(-steps.stop // lines)) if lines else 0
+    def __len__(self): return len(self.steps)
+    def line(self, done:int, # steps of the run done
+             elapsed:float) -> str: # seconds since this process started `steps`
+        "One progress line: `stage 2: step 500/2500 (20%), loss 0.0312, 2m10s, about 8m40s left`."
+        left = elapsed / max(1, done - self.steps.start) * (self.steps.stop - done)
+        return (f"{self.label}: step {done}/{self.steps.stop} ({done / max(1, self.steps.stop):.0%})" + (f", {self.comment}" if self.comment else "")
+                + f", {_dur(elapsed)}" + (f", about {_dur(left)} left" if done < self.steps.stop else ""))
+    def __iter__(self):
+        import sys, time
+        import fastprogress.fastprogress as fp
+        notebook, tty = fp.progress_bar is fp.NBProgressBar, getattr(sys.stdout, "isatty", lambda: False)()
+        pb = fp.progress_bar(self.steps) if self.bar and (notebook or tty) else None
+        console = pb is not None and not notebook # a terminal's bar: no lines under it
+        t0 = time.time()
+        for s in (self.steps if pb is None else pb):
+            yield s
+            if pb is not None: pb.comment = self.comment
+            done = s + 1
+            if self.every and not console and (done % self.every == 0 or done == self.steps.stop): print(self.line(done, time.time() - t0), flush=True)

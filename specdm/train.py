@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .core import (cpu_has_bf16, adamw, runnable_precision, set_threads, CheckpointError, append_log, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
                          read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, staged_folder,
-                         trim_log, epoch_batches, SeededItems)
+                         trim_log, epoch_batches, SeededItems, StepProgress)
 from .data import ChangeDataset, PreparedDataset, SegmentationDataset, flip_rotate
 from .ddpm import EMA, DiffusionConfig, GaussianDiffusion, UNet, UNetConfig, latent_scale_factor
 from .vae import AEConfig, TrainConfig, VAEConfig, build_vae, load_vae, train_vae
@@ -228,12 +228,12 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
 # %% ../nbs/05_train_ldm.ipynb #29beac8c
 def _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, step, folder, vae_folder, config) -> LDMResult:
     "The loop of `train_ldm`, from optimizer step `step` to `cfg.max_steps`."
-    from fastprogress.fastprogress import progress_bar
     batches = micro_batches(latents, cfg.batch_size, seed=cfg.seed, start=step * cfg.grad_accum,
                             rank=acc.process_index, world=acc.num_processes)
     net.train(); total, n, t0 = torch.zeros((), device=acc.device), 0, time.time()
     steps = range(step, cfg.max_steps)
-    for s in (progress_bar(steps) if cfg.progress and acc.is_main_process else steps):
+    pb = StepProgress(steps, "stage 2") if cfg.progress and acc.is_main_process else steps # a bar, and lines under papermill
+    for s in pb:
         for _ in range(cfg.grad_accum):
             z, t, noise, *w = (b.to(acc.device) for b in next(batches))  # w: per-part loss weights, with per-part steps
             with acc.accumulate(net):
@@ -246,6 +246,7 @@ def _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, 
         if s % cfg.log_every == 0 or s == cfg.max_steps:
             mean = float(acc.gather(total[None]).mean()) / n  # averaged over processes, only when logging
             if acc.is_main_process: append_log(run_dir, dict(step=s, split="train", loss=mean, lr=sched.get_last_lr()[0], time=round(time.time() - t0, 2)))
+            if isinstance(pb, StepProgress): pb.comment = f"loss {mean:.4f}"
             total, n = torch.zeros((), device=acc.device), 0
         if s % cfg.ckpt_every == 0 or s == cfg.max_steps:
             folder = _ldm_checkpoint(acc, net, ema, opt, sched, s, run_dir/"ckpt", vae_folder, config, cfg.keep_last)

@@ -470,11 +470,11 @@ class TrainResult:
     metrics:dict|None # last validation metrics (rmse, sad, ce, acc)
 
 # %% ../nbs/03_vae.ipynb #3eafc83c
-def _progress(it, enabled:bool):
-    "A fastprogress bar over `it`, or `it` itself."
+def _progress(it:range, enabled:bool):
+    "Stage 1's steps `it` with a fastprogress bar and progress lines (`specdm.core.StepProgress`), or `it` itself."
     if not enabled: return it
-    from fastprogress.fastprogress import progress_bar
-    return progress_bar(it)
+    from specdm.core import StepProgress
+    return StepProgress(it, "stage 1")
 
 # %% ../nbs/03_vae.ipynb #92189601
 def _checkpoint(acc, model, opt, cfg:TrainConfig, ckpt_dir:Path, step:int) -> Path:

@@ -90,6 +90,7 @@ def test_specdm_train_cli_smoke(tmp_path):
             "--ldm_batch_size", "4", "--warmup_steps", "1", "--parameterization", "eps", "--snr_gamma", "0"]
     r = subprocess.run(args, capture_output=True, text=True); assert r.returncode == 0, r.stderr
     assert "ldm:" in r.stdout
+    assert "stage 1: step 3/3 (100%)" in r.stdout and "stage 2: step 3/3 (100%)" in r.stdout  # progress lines: stdout is not a terminal
     from specdm.sampling import load_ldm
     assert load_ldm(tmp_path/"run"/"ldm").diffusion.parameterization == "eps"  # the paper's objective (not the default) reaches the checkpoint; sampling reads it
     p = sample_pairs(tmp_path/"run"/"ldm", 3, steps=4, batch_size=2)

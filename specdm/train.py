@@ -22,10 +22,11 @@ from .ddpm import EMA, DiffusionConfig, GaussianDiffusion, UNet, UNetConfig, lat
 from .vae import AEConfig, TrainConfig, VAEConfig, build_vae, load_vae, train_vae
 
 # %% auto #0
-__all__ = ['DIHEDRAL', 'PART_MODES', 'Precision', 'encode_moments', 'part_times', 'LatentSet', 'first_batch_scale',
-           'LDMTrainConfig', 'per_part_training', 'data_description', 'write_ldm_checkpoint', 'LDMResult', 'train_ldm',
-           'RandomCrop', 'JobConfig', 'job_data', 'vae_config', 'unet_config', 'JobResult', 'run_job', 'job_parser',
-           'specdm_train']
+__all__ = ['DIHEDRAL', 'PART_MODES', 'Precision', 'FIGURES', 'VAL_METRICS', 'encode_moments', 'part_times', 'LatentSet',
+           'first_batch_scale', 'LDMTrainConfig', 'per_part_training', 'data_description', 'write_ldm_checkpoint',
+           'LDMResult', 'train_ldm', 'RandomCrop', 'JobConfig', 'job_data', 'vae_config', 'unet_config', 'JobResult',
+           'run_job', 'figure_path', 'write_png', 'plot_training', 'plot_samples_beside_real', 'class_shares',
+           'plot_class_shares', 'job_figures', 'job_parser', 'specdm_train']
 
 # %% ../nbs/05_train_ldm.ipynb #d6ab4dac
 DIHEDRAL = [(k, f) for f in (False, True) for k in range(4)]  # the 8 symmetries of the square
@@ -368,7 +369,7 @@ def run_job(cfg:JobConfig) -> JobResult:
     if vae_ckpt is None:
         Dset = ChangeDataset if ds.task == "change" else SegmentationDataset
         tcfg = TrainConfig(max_steps=cfg.vae_steps, batch_size=cfg.vae_batch_size, lr=cfg.vae_lr, grad_accum=cfg.grad_accum,
-                           seed=cfg.seed, val_every=max(1, cfg.vae_steps),
+                           seed=cfg.seed, val_every=max(1, cfg.vae_steps // 4), # four points on the validation curves
                            mixed_precision=runnable_precision(cfg.mixed_precision, device, what="stage 1"),
                            ckpt_every=cfg.checkpoint_every, log_every=25, val_batches=8, threads=cfg.threads)
         val = Dset(ds, "val") if ds.meta["splits"]["val"] else None
@@ -381,17 +382,141 @@ def run_job(cfg:JobConfig) -> JobResult:
                     diffusion=dcfg, cfg=lcfg, resume=cfg.resume)
     return JobResult(ds.path, resolve_checkpoint(vae_ckpt), res.checkpoint)
 
+# %% ../nbs/05_train_ldm.ipynb #5c72bf82
+FIGURES = {"training": "stage-1 loss terms and validation metrics, stage-2 loss", "samples": "sampled pairs above real training pairs",
+           "classes": "class shares of the sampled and the real masks"} # the job's figures, written to run_dir/figures/<name>.png
+VAL_METRICS = {"rmse": "RMSE ([0, 1])", "sad": "SAD (rad)", "ce": "mask CE", "acc": "mask accuracy"} # stage-1 validation records
+
+def figure_path(run_dir:str|Path, name:str) -> Path:
+    "Where the job writes figure `name` (a key of `FIGURES`): run_dir/figures/<name>.png; ValueError for another name."
+    if name not in FIGURES: raise ValueError(f"unknown figure {name!r}; the job's figures are {list(FIGURES)}")
+    return Path(run_dir)/"figures"/f"{name}.png"
+
+def write_png(fig, # a matplotlib figure; left open, so that a notebook still shows it
+              path:str|Path, dpi:int=80) -> Path:
+    "Write `fig` as a PNG atomically (parent folders made); return the path."
+    import io
+    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    with atomic_write(path) as f: f.write(buf.getvalue())
+    return Path(path)
+
+def _stage2_label(ldm_dir:Path) -> str:
+    "Stage 2's loss as its checkpoint's config says: `v-MSE, min-SNR-γ 5 weighted`; `loss` without a checkpoint."
+    try:
+        c = json.loads((resolve_checkpoint(ldm_dir/"ckpt")/"config.json").read_text())
+        g = c["train"].get("snr_gamma")
+        return f"{'ε' if c['diffusion'].get('parameterization', 'eps') == 'eps' else 'v'}-MSE" + (f", min-SNR-γ {g:g} weighted" if g else "")
+    except (OSError, KeyError, ValueError, CheckpointError): return "loss"
+
+# %% ../nbs/05_train_ldm.ipynb #1cfe4ea4
+def plot_training(run_dir:str|Path, # the job's run folder: logs in vae/ and ldm/ (a stage not trained there is said so)
+                  figsize:tuple[float, float]=(12, 3.4)): # inches
+    """The job's training curves from its logs: stage-1 loss terms (log scale), stage-1 validation metrics (one small panel
+    each: lines with markers, the last value written), stage-2 loss (log scale). Returns the figure."""
+    import matplotlib.pyplot as plt
+    run = Path(run_dir); v = read_log(run/"vae")
+    tr, va = [r for r in v if r["split"] == "train"], [r for r in v if r["split"] == "val"]
+    l2 = [r for r in read_log(run/"ldm") if r["split"] == "train"]
+    fig = plt.figure(figsize=figsize, layout="constrained"); gs = fig.add_gridspec(2, 4, width_ratios=(1.5, 0.75, 0.75, 1.5))
+    def curves(a, recs, keys, title, ylabel=""):
+        for k in keys:
+            if recs and k in recs[0]: a.plot([r["step"] for r in recs], [r[k] for r in recs], lw=1, label=k, marker="o" if len(recs) < 12 else None, ms=3)
+        if recs: a.set(yscale="log")
+        if recs and len(keys) > 1: a.legend(fontsize=7, frameon=False)
+        if not recs: a.text(0.5, 0.5, "not trained in this run", ha="center", va="center", transform=a.transAxes, fontsize=8)
+        a.set_xlabel("step", fontsize=8); a.set_ylabel(ylabel, fontsize=8); a.set_title(title, fontsize=9); a.tick_params(labelsize=7)
+    curves(fig.add_subplot(gs[:, 0]), tr, ("loss", "l1", "sad", "ce"), "stage 1: training loss terms")
+    for i, (k, name) in enumerate(VAL_METRICS.items()):
+        a = fig.add_subplot(gs[i // 2, 1 + i % 2]); pts = [(r["step"], r[k]) for r in va if k in r]
+        if pts:
+            a.plot(*zip(*pts), "-o", ms=3, lw=1, color=f"C{i}")
+            a.annotate(f"{pts[-1][1]:.3g}", pts[-1], textcoords="offset points", xytext=(0, 5), ha="center", fontsize=7)
+            a.margins(x=0.2, y=0.35)
+        else: a.text(0.5, 0.5, "none", ha="center", va="center", transform=a.transAxes, fontsize=7)
+        a.set_title(f"stage 1 val: {name}", fontsize=8); a.tick_params(labelsize=6)
+    curves(fig.add_subplot(gs[:, 3]), l2, ("loss",), "stage 2: training loss", _stage2_label(run/"ldm"))
+    return fig
+
+# %% ../nbs/05_train_ldm.ipynb #3120b924
+def plot_samples_beside_real(pairs, # `specdm.sampling.Pairs` (images in source units, masks, bands, class_names)
+                             data:str|Path|PreparedDataset, # the prepared dataset the model was trained on
+                             k:int=4, # pairs of each
+                             split:str="train"): # where the real pairs come from (its first k)
+    "Sampled pairs (top row) above real ones (bottom row): RGB composite(s) and mask, row labels at the left, one class legend. Returns the figure."
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from specdm.data import class_palette, show_pair
+    ds = data if isinstance(data, PreparedDataset) else PreparedDataset(data)
+    real = ds.indices(split)[:k]; k = min(k, len(pairs.masks), len(real))
+    if k < 1: raise ValueError(f"nothing to draw: {len(pairs.masks)} sampled pairs, {len(real)} real ones in split {split!r}")
+    w = 3 if ds.task == "change" else 2; classes = list(pairs.class_names); pal = class_palette(classes)
+    fig, axs = plt.subplots(2, w * k, figsize=(1.6 * w * k, 3.6), squeeze=False)
+    for j in range(k):
+        show_pair(pairs.images[j], pairs.masks[j], pairs.bands, classes, pal, ax=axs[0, w * j:w * j + w])
+        show_pair(np.nan_to_num(np.asarray(ds.images[real[j]])), np.asarray(ds.masks[real[j]]), pairs.bands, classes, pal, ax=axs[1, w * j:w * j + w])
+    for a in axs.ravel():
+        if a.get_legend(): a.get_legend().remove()
+    for a in axs[1]: a.set_title("") # the top row's titles name the panels
+    for r, name in enumerate(("sampled", f"real ({split})")):
+        axs[r, 0].text(-0.06, 0.5, name, transform=axs[r, 0].transAxes, rotation=90, ha="right", va="center", fontsize=9)
+    fig.legend(handles=[Patch(color=c, label=n) for n, c in zip(classes, pal)], loc="lower center", ncol=min(len(classes), 8), fontsize=7, frameon=False)
+    fig.subplots_adjust(left=0.03, right=0.995, top=0.9, bottom=0.13, wspace=0.06, hspace=0.06)
+    return fig
+
+def class_shares(pairs, # `specdm.sampling.Pairs`: masks (n, H, W) class indices
+                 data:str|Path|PreparedDataset, split:str="train") -> dict[str, np.ndarray]:
+    "Each class's share of the labelled pixels: {'real': (K,) of `split` (dataset.json's counts), 'sampled': (K,) of `pairs.masks`}."
+    ds = data if isinstance(data, PreparedDataset) else PreparedDataset(data); K = len(ds.class_names)
+    real = np.asarray(ds.meta["class_pixels"][split], np.float64)
+    m = np.asarray(pairs.masks).ravel(); s = np.bincount(m[(m >= 0) & (m < K)], minlength=K)[:K].astype(np.float64)
+    return dict(real=real / max(real.sum(), 1), sampled=s / max(s.sum(), 1))
+
+def plot_class_shares(shares:dict[str, np.ndarray], # from `class_shares`
+                      class_names:Sequence[str]):
+    "Horizontal bars of each class's share, real (hatched) beside sampled (solid), in the class's colour. Returns the figure."
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import PercentFormatter
+    from specdm.data import class_palette
+    K = len(class_names); pal = class_palette(class_names); y = np.arange(K)
+    fig, ax = plt.subplots(figsize=(5.5, 0.32 * K + 1.0), layout="constrained")
+    ax.barh(y - 0.2, shares["real"], 0.4, color=pal, alpha=0.45, edgecolor=pal, hatch="///")
+    ax.barh(y + 0.2, shares["sampled"], 0.4, color=pal, edgecolor="k", lw=0.5)
+    ax.set_yticks(y, class_names, fontsize=8); ax.invert_yaxis(); ax.xaxis.set_major_formatter(PercentFormatter(1, decimals=0))
+    ax.tick_params(axis="x", labelsize=7); ax.set_xlabel("share of pixels", fontsize=8)
+    ax.legend(handles=[Patch(facecolor="0.75", hatch="///", label="real"), Patch(facecolor="0.35", label="sampled")], fontsize=7, frameon=False)
+    return fig
+
+def job_figures(run_dir:str|Path, # the job's run folder
+                pairs=None, # sampled `Pairs`; None: the training figure only
+                data:str|Path|PreparedDataset|None=None, # the prepared dataset (needed with `pairs`)
+               ) -> dict[str, Path]:
+    "Draw the job's figures (`FIGURES`) and write them to run_dir/figures/; the figures are closed. Returns {name: path}."
+    import matplotlib.pyplot as plt
+    if pairs is not None and data is None: raise ValueError("job_figures: pass the prepared dataset (data=) with the sampled pairs")
+    make = {"training": lambda: plot_training(run_dir)}
+    if pairs is not None: make |= {"samples": lambda: plot_samples_beside_real(pairs, data),
+                                   "classes": lambda: plot_class_shares(class_shares(pairs, data), list(pairs.class_names))}
+    out = {}
+    for name, f in make.items(): fig = f(); out[name] = write_png(fig, figure_path(run_dir, name)); plt.close(fig)
+    return out
+
 # %% ../nbs/05_train_ldm.ipynb #8b75c1e9
 def job_parser():
     "argparse parser with one option per `JobConfig` field, plus -f/--config YAML."
-    return config_parser(JobConfig, "specdm_train", "Train SpecDM (two-stream VAE + latent DDPM) end to end.")
+    return config_parser(JobConfig, "specdm_train", "Train SpecDM (two-stream VAE + latent DDPM) end to end; checkpoints, logs and "
+                         "run_dir/figures/training.png go to run_dir (the papermill notebook 05_train_ldm also draws sampled pairs). "
+                         "Each option below is a parameter of the notebook's parameter cell.")
 
 def specdm_train(argv:list[str]|None=None):
-    "Console entry point: parse options (and -f YAML), run the job, print where the results are."
+    "Console entry point: parse options (and -f YAML), run the job, write its training figure, print where the results are."
+    from accelerate import PartialState
     params = parse_config(job_parser(), JobConfig, argv)
-    try: res = run_job(JobConfig.from_params(params))
+    try: res = run_job(cfg := JobConfig.from_params(params))
     except (ValueError, FileExistsError, CheckpointError) as e: raise SystemExit(f"specdm_train: {e}")
-    print(f"data: {res.data}\nvae: {res.vae}\nldm: {res.ldm}")
+    if not PartialState(cpu=not torch.cuda.is_available()).is_main_process: return
+    figs = job_figures(cfg.run_dir)
+    print(f"data: {res.data}\nvae: {res.vae}\nldm: {res.ldm}\nfigures: {', '.join(map(str, figs.values()))}")
 
 import sys
 if __name__ == "__main__" and str(getattr(sys.modules["__main__"], "__file__", "")).endswith("train.py"): specdm_train()  # python -m specdm.train

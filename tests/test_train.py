@@ -89,7 +89,8 @@ def test_specdm_train_cli_smoke(tmp_path):
             "--unet_channels", "16", "--unet_channel_mult", "1", "2", "--unet_attention", "2", "--ldm_steps", "3",
             "--ldm_batch_size", "4", "--warmup_steps", "1", "--parameterization", "eps", "--snr_gamma", "0"]
     r = subprocess.run(args, capture_output=True, text=True); assert r.returncode == 0, r.stderr
-    assert "ldm:" in r.stdout
+    assert "ldm:" in r.stdout and "figures:" in r.stdout
+    assert (tmp_path/"run"/"figures"/"training.png").stat().st_size > 1000  # the training curves, beside the checkpoints
     assert "stage 1: step 3/3 (100%)" in r.stdout and "stage 2: step 3/3 (100%)" in r.stdout  # progress lines: stdout is not a terminal
     from specdm.sampling import load_ldm
     assert load_ldm(tmp_path/"run"/"ldm").diffusion.parameterization == "eps"  # the paper's objective (not the default) reaches the checkpoint; sampling reads it

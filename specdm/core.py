@@ -19,8 +19,9 @@ __all__ = ['process_rank', 'seed_everything', 'get_device', 'atomic_write', 'sav
            'CheckpointError', 'save_tensors', 'load_tensors', 'save_checkpoint', 'load_checkpoint', 'epoch_batches',
            'SeededItems', 'micro_batches', 'rng_state', 'set_rng_state', 'append_log', 'read_log', 'trim_log',
            'staged_folder', 'clean_partials', 'commit_step', 'resolve_checkpoint', 'coerce_value', 'field_types',
-           'check_fields', 'config_from_params', 'notebook_params', 'config_parser', 'parse_config', 'cpu_has_bf16',
-           'runnable_precision', 'cores_available', 'thread_count', 'set_threads', 'adamw', 'StepProgress']
+           'check_fields', 'config_from_params', 'notebook_params', 'HelpFormatter', 'config_parser', 'parse_config',
+           'cpu_has_bf16', 'runnable_precision', 'cores_available', 'thread_count', 'set_threads', 'adamw',
+           'StepProgress']
 
 # %% ../nbs/00_core.ipynb #0f319eca
 def process_rank() -> int:
@@ -354,17 +355,49 @@ def notebook_params(ns:dict) -> dict:
     return {k: v for k, v in ns.items() if not k.startswith("_") and k not in hidden and isinstance(v, _PLAIN) and not imported(k, v)}
 
 # %% ../nbs/00_core.ipynb #b91665c3
-def config_parser(cls, # a dataclass whose fields are the job's parameters
-                  prog:str, description:str):
-    "argparse parser with one option per field of `cls` (tuples take one or more values), plus -f/--config YAML."
-    import argparse, typing
+import argparse
+class HelpFormatter(argparse.HelpFormatter):
+    "argparse help that ends each option's text with its default, as fastcore's `call_parse` does, unless the text names one."
+    def __init__(self, prog): super().__init__(prog, max_help_position=34, width=min(120, shutil.get_terminal_size((120, 24)).columns))
+    def _get_help_string(self, action):
+        h = action.help or ""
+        if action.default in (None, argparse.SUPPRESS) or action.nargs == 0 or "default" in h: return h # flags, or said already
+        return f"{h} (default: %(default)s)".strip()
+
+def _shown(v) -> str:
+    "A default as it is typed on the command line: `1 2 2` for a tuple, `\"\"` for the empty string."
+    if isinstance(v, (tuple, list)): return " ".join(map(str, v)) if v else "[]"
+    return '""' if v == "" else str(v)
+
+def _field_docs(cls) -> dict:
+    "Docments of dataclass `cls`'s fields; a class of a `python -m` run's `__main__` (whose source docments skips) read from its module."
+    import importlib, sys
+    from fastcore.docments import docments
+    spec = getattr(sys.modules.get(cls.__module__), "__spec__", None)
+    if cls.__module__ == "__main__" and spec is not None:
+        try: cls = getattr(importlib.import_module(spec.name), cls.__qualname__)
+        except (ImportError, AttributeError): pass
+    try: return {k: v for k, v in docments(cls).items() if v}
+    except Exception: return {} # no source to read (a class defined in an exec'd cell)
+
+def config_parser(cls, # a dataclass whose fields are the job's parameters; each field's comment (its docment) is its help
+                  prog:str, description:str) -> argparse.ArgumentParser:
+    """argparse parser with one option per field of `cls` (tuples take one or more values), plus -f/--config YAML. Every
+    option's help is the field's docment, its type and its default; a `Literal` field of strings shows its choices as the
+    metavar (and `coerce_value` refuses other values, with the message papermill runs give)."""
+    import typing
     from dataclasses import fields
-    p, types = argparse.ArgumentParser(prog=prog, description=description), field_types(cls)
-    p.add_argument("-f", "--config", help="YAML file of parameters (as for papermill -f)")
+    docs = _field_docs(cls)
+    p, types = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter), field_types(cls)
+    p.add_argument("-f", "--config", help="YAML file of parameters (as for papermill -f); the options given override it")
     for f in fields(cls):
         tp = types[f.name]; seq = tp in (tuple, list) or typing.get_origin(tp) in (tuple, list)
-        p.add_argument(f"--{f.name}", nargs="+" if seq else None, default=None, metavar="BOOL" if tp is bool else None,
-                       help=f"{_type_name(tp)}, default {f.default!r}")
+        lit = typing.get_args(tp) if typing.get_origin(tp) is typing.Literal and all(isinstance(a, str) for a in typing.get_args(tp)) else None
+        kind = "" if lit else f"{_type_name(tp)}; "
+        doc = (docs.get(f.name) or "").replace("%", "%%")
+        p.add_argument(f"--{f.name}", nargs="+" if seq else None, default=None,
+                       metavar="BOOL" if tp is bool else "{" + ",".join(lit) + "}" if lit else None,
+                       help=f"{doc} ({kind}default: {_shown(f.default).replace('%', '%%')})".strip())
     return p
 
 def parse_config(parser, cls, argv:list[str]|None=None) -> dict:

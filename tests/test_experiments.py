@@ -40,6 +40,18 @@ def test_help_notebook_lists_every_parameter():
     assert {k: seen[k]["inferred_type_name"] for k in ("ratios", "seeds", "models", "generators")} == \
            dict(ratios="list[int]", seeds="list[int]", models="list[str]", generators="list[str]")
 
+def test_command_line_help_is_the_parameter_cell():
+    "`python -m specdm.experiments --help` gives each option the parameter cell's words (the field's docment), its default and choices."
+    import os, papermill, subprocess, sys
+    from fastcore.docments import docments
+    seen, docs = papermill.inspect_notebook(str(ROOT/"nbs"/"09_experiments.ipynb")), docments(ExperimentConfig)
+    assert {k: docs[k] for k in seen} == {k: p["help"] for k, p in seen.items()} # one wording for papermill and the shell
+    r = subprocess.run([sys.executable, "-m", "specdm.experiments", "--help"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    h = " ".join(r.stdout.split()); assert r.returncode == 0, r.stderr
+    for s in ("--protocol {mixed,pretrain_finetune,real_share}", "(synthetic, then real) or \"real_share\" (default: mixed)",
+              "--seeds SEEDS [SEEDS ...] training seeds (initial weights, data order, augmentation) (tuple of int; default: 0 1 2)",
+              "--epochs EPOCHS maximum training epochs (int; default: 8)"): assert s in h, s
+
 @pytest.mark.parametrize("params,expected", [
     (dict(ratios="[1, 3]"), dict(ratios=(1, 3))), (dict(seeds="(0,1)"), dict(seeds=(0, 1))), (dict(seeds=4), dict(seeds=(4,))),
     (dict(models='["segformer-cpu"]'), dict(models=("segformer-cpu",))), (dict(models="segformer-cpu"), dict(models=("segformer-cpu",))),

@@ -126,6 +126,24 @@ def test_parameters_cell_is_jobconfig():
         assert p["help"], k
         assert p["inferred_type_name"] == _type_label(types[k]), (k, p["inferred_type_name"], types[k])
 
+def test_specdm_train_help_describes_every_option():
+    "`specdm_train --help`: each option with the parameter cell's description (JobConfig's docment), its default and its choices."
+    import papermill
+    from fastcore.docments import docments
+    from specdm.train import JobConfig
+    seen, docs = papermill.inspect_notebook(str(Path(__file__).parents[1]/"nbs"/"05_train_ldm.ipynb")), docments(JobConfig)
+    assert {k: docs[k] for k in seen} == {k: p["help"] for k, p in seen.items()} # one wording for papermill and the shell
+    r = subprocess.run([str(Path(sys.executable).parent/"specdm_train"), "--help"], capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    h, d = " ".join(r.stdout.split()), JobConfig()
+    for s in (f"--ldm_steps LDM_STEPS stage 2: optimizer steps (int; default: {d.ldm_steps})",
+              f"--vae_ch_mult VAE_CH_MULT [VAE_CH_MULT ...] {docs['vae_ch_mult']} (tuple of int; default: {' '.join(map(str, d.vae_ch_mult))})",
+              "--task {seg,change} built-in scenes only: \"seg\" (land cover) or \"change\" (two dates + change mask) (default: seg)",
+              "--parameterization {eps,v}", "(default: v)", "--resume BOOL continue from the last checkpoints in run_dir (bool; default: True)",
+              "--run_dir RUN_DIR checkpoints, logs and figures (figures/*.png) go here (str; default: runs/specdm)"):
+        assert s in h, s
+    for k in seen: assert f"--{k}" in h
+
 @pytest.mark.parametrize("value,expected", [("[2]", (2,)), ("[1, 2]", (1, 2)), ("(1,2)", (1, 2)), ("1, 2", (1, 2)), ("2", (2,)),
                                             (2, (2,)), ([1, 2], (1, 2)), (["1", "2"], (1, 2))])
 def test_list_parameters_as_papermill_passes_them(value, expected):

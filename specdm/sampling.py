@@ -16,7 +16,7 @@ from torch import Tensor
 from .core import set_threads, CheckpointError, get_device, load_checkpoint, process_rank, resolve_checkpoint
 from .data import Normalizer
 from .ddpm import DiffusionConfig, GaussianDiffusion, UNet, UNetConfig
-from .vae import VAEBase, load_vae, mask_from_logits
+from .vae import VAEBase, load_vae
 
 # %% auto #0
 __all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'SamplingMode', 'PARTS', 'Layout', 'timestep_grid',
@@ -419,11 +419,10 @@ def encode_given(m:LatentDiffusion, given:Sequence[str], # part names, from `giv
                  masks:Tensor|None, # (B, H, W) class indices, when the mask is given
                 ) -> Tensor: # (B, C_given, h, w): the given parts' posterior means times the scale factor, in channel order
     "Encode the given parts with their own encoders (two-stream VAE); `ValueError` for a single-stream model."
-    from specdm.vae import one_hot
     vae, task = m.vae, m.task
     if len(vae.latent_split) < 2: raise ValueError("conditional modes need a latent of several parts (the two-stream VAE); this model's is one single-stream part")
     dev = next(vae.parameters()).device; z = {}
-    if "mask" in given: z["mask"] = vae.mask_ae.encode(one_hot(masks.to(dev), vae.config.num_classes, vae.config.ignore_index)).mode()
+    if "mask" in given: z["mask"] = vae.mask_ae.encode(vae.mask_one_hot(masks.to(dev))).mode()
     if images is not None and set(given) - {"mask"}:
         x = m.normalizer.encode(images.to(dev).float())
         for p in set(given) - {"mask"}: z[p] = vae.image_ae.encode(x if p == "image" else x[:, PARTS["change"].index(p)]).mode()
@@ -504,7 +503,7 @@ def generate(m:LatentDiffusion, indices:Sequence[int], *, sampler:SamplerName="d
         try:
             if mode == "joint_then_image":  # masks drawn jointly (the `joint` mode's own), then images given them
                 z = denoise(m.unet, smp, m.latent_shape, steps, gens, dev, progress, m.vae.latent_split)
-                cmask = mask_from_logits(m.vae.decode_to_outputs(z / m.scale_factor)[1]).cpu(); g = ("mask",)
+                cmask = m.vae.logits_to_mask(m.vae.decode_to_outputs(z / m.scale_factor)[1]).cpu(); g = ("mask",)
                 gens = sample_generators(seed, [_tagged(i, 2) for i in idx])
             elif g:
                 rows = _condition_rows(idx, len(conditions))
@@ -521,7 +520,7 @@ def generate(m:LatentDiffusion, indices:Sequence[int], *, sampler:SamplerName="d
         if not (torch.isfinite(x).all() & torch.isfinite(logits).all()):  # a finite latent the VAE decoder overflowed on
             raise NonFiniteError(f"{where}; the latent is finite but the decoded {'image' if not torch.isfinite(x).all() else 'mask logits'} "
                                  f"are not (VAE decoder, {sampler} {steps} steps); {_nonfinite_weights(m)}")
-        x, y = x.cpu(), mask_from_logits(logits).cpu()
+        x, y = x.cpu(), m.vae.logits_to_mask(logits).cpu()
         if "mask" in g: y = cmask.clone()  # given parts come back exactly as given
         if "image" in g: x = cimg.float().clone()
         for d, p in enumerate(("date1", "date2")):
@@ -779,27 +778,30 @@ def to_dtype(a:np.ndarray, dtype:str) -> np.ndarray:
     return a.astype(dt)
 
 # %% ../nbs/06_sampling.ipynb #d6ebb5bc
-def _write_sample(out:Path, layout:Layout, task:str, i:int, image:np.ndarray, mask:np.ndarray, bands:list, dtype:str, radiometry:dict|None=None):
-    "Write one sample's files atomically (each file: temporary name, then rename); `bands` are the data's band dicts."
+def _write_sample(out:Path, layout:Layout, task:str, i:int, image:np.ndarray, mask:np.ndarray, bands:list, dtype:str, radiometry:dict|None=None,
+                  ignore_index:int=255):
+    "Write one sample's files atomically (each file: temporary name, then rename); `bands` are the data's band dicts; unlabelled mask pixels get the file's nodata tag."
     import io, tifffile
     from specdm.core import atomic_write
     from specdm.data import band_metadata, write_geotiff
     f = _sample_files(layout, task, i); descs, btags = band_metadata(bands); bands = [b["name"] for b in bands]
+    ign = mask == ignore_index; nd = ignore_index if ign.any() else None # unlabelled pixels (a model with `unlabelled_class`)
     if layout == "segmunich":
         buf = io.BytesIO(); tifffile.imwrite(buf, np.ascontiguousarray(np.moveaxis(stored_image(image, dtype, radiometry)[0], 0, -1)), metadata=dict(bands=bands))
         with atomic_write(out/f["img"]) as fh: fh.write(buf.getvalue())
-        write_geotiff(out/f["label"], _to_segmunich_codes(mask), descriptions=["label"])
+        write_geotiff(out/f["label"], _to_segmunich_codes(mask), descriptions=["label"], nodata=nd)
     elif layout == "oscd":
         city = f"syn_{i:06d}"
         for k, a in (("img1", image[0]), ("img2", image[1])):
             a, tags = stored_image(a, dtype, radiometry)
             for j, (b, band) in enumerate(zip(a, bands)):
                 write_geotiff(out/f[k]/_band_file(city, band), b, descriptions=[descs[j]], band_tags=[btags[j]], **{t: v[j:j+1] for t, v in tags.items()})
-        write_geotiff(out/f["label"], mask.astype(np.uint8) + 1, descriptions=["change"])  # OSCD: 1 = no change, 2 = change
+        write_geotiff(out/f["label"], np.where(ign, 0, mask + 1).astype(np.uint8), descriptions=["change"],  # OSCD: 1 = no change, 2 = change
+                      nodata=0 if ign.any() else None)
     else:
         imgs = dict(img1=image[0], img2=image[1]) if task == "change" else dict(img=image)
         for k, a in imgs.items(): a, tags = stored_image(a, dtype, radiometry); write_geotiff(out/f[k], a, descriptions=descs, band_tags=btags, **tags)
-        write_geotiff(out/f["mask"], mask.astype(np.uint8), descriptions=["mask"])
+        write_geotiff(out/f["mask"], mask.astype(np.uint8), descriptions=["mask"], nodata=nd)
     return f
 
 # %% ../nbs/06_sampling.ipynb #d41fda46
@@ -858,7 +860,7 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
         for found in draw(m, todo, rule, lambda k: pair_allowance(budget, n, k), stats, sampler=sampler, steps=steps, eta=eta,
                           spacing=params["spacing"], seed=seed, batch_size=batch_size, progress=progress,
                           mode=mode, conditions=cond, guidance_scale=guidance_scale):
-            for k, j, x, y in found: done[k] = dict(files=_write_sample(out, layout, m.task, k, x.numpy(), y.numpy(), bands, dtype, rad), candidate=j)
+            for k, j, x, y in found: done[k] = dict(files=_write_sample(out, layout, m.task, k, x.numpy(), y.numpy(), bands, dtype, rad, m.data.get("ignore_index", 255)), candidate=j)
             save_json({str(k): v for k, v in sorted(done.items())}, prog)  # after the files: listed means written
     except NonFiniteError:
         if state.num_processes == 1 and state.is_main_process and fresh and not done: shutil.rmtree(out)  # it got nothing: leave no trace

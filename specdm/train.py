@@ -289,6 +289,8 @@ class JobConfig:
     vae_lr:float = 4e-4 # stage 1: AdamW learning rate
     sad_weight:float = 0.1 # stage 1: lambda of L1 + lambda * SAD (0: the paper's "w/o SAD")
     kl_weight:float = 1e-6 # stage 1: KL weight
+    unlabelled_class:bool = True # stage 1: where the training masks leave pixels unlabelled (the ignore index), the mask branch learns them as one more class, so generated masks leave pixels unlabelled where real ones do (sparse labels, as in Indian Pines); false: every generated pixel gets a class
+    vae_spectral_proj:int = 0 # stage 1: learned 1×1 projection of the image bands to this many channels before the image encoder and back after its decoder (hyperspectral); 0: off
     unet_channels:int = 32 # stage 2: U-Net base width
     unet_channel_mult:tuple[int, ...] = (1, 2, 2, 2) # stage 2: U-Net width per level
     unet_res_blocks:int = 1 # stage 2: residual blocks per level
@@ -337,7 +339,8 @@ def vae_config(cfg:JobConfig, ds:PreparedDataset) -> VAEConfig:
     "Stage-1 model config from the job parameters and the dataset (bands, classes, task)."
     ae = AEConfig(ch=cfg.vae_ch, ch_mult=cfg.vae_ch_mult, num_res_blocks=cfg.vae_res_blocks, z_channels=cfg.vae_z_channels)
     return VAEConfig(in_bands=len(ds.bands), num_classes=len(ds.class_names), task=ds.task, kind=cfg.vae_kind, image=ae,
-                     kl_weight=cfg.kl_weight, sad_weight=cfg.sad_weight, ignore_index=ds.meta["ignore_index"])
+                     kl_weight=cfg.kl_weight, sad_weight=cfg.sad_weight, ignore_index=ds.meta["ignore_index"], spectral_proj=cfg.vae_spectral_proj,
+                     unlabelled_class=cfg.unlabelled_class and ds.meta.get("ignored_pixels", {}).get("train", 0) > 0)
 
 def unet_config(cfg:JobConfig, in_channels:int) -> UNetConfig:
     "Stage-2 U-Net config from the job parameters and the joint latent's channels (checks channel_mult and attention)."

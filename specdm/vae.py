@@ -73,6 +73,7 @@ class VAEConfig:
     sad_weight:float = 0.1 # λ of L1 + λ·SAD; 0 is the paper's "w/o SAD" ablation
     ignore_index:int = 255 # mask value of unlabelled / nodata pixels
     spectral_proj:int = 0 # two-stream image branch: learned 1×1 convolutions C → k before its encoder and k → C after its decoder; 0: off
+    unlabelled_class:bool = False # mask branch: unlabelled pixels (`ignore_index`) are one more class (K + 1 mask channels), so generated masks leave pixels unlabelled where real masks do; False: they are left out of the loss and every generated pixel gets one of the K classes
 
     def __post_init__(self):
         _choice("task", self.task, get_args(Task)); _choice("kind", self.kind, get_args(Kind))
@@ -99,6 +100,10 @@ class VAEConfig:
         return (self.image.z_channels,) * (2 if self.task == "change" else 1) + (self.mask.z_channels,)
     @property
     def latent_channels(self) -> int: return sum(self.latent_split)
+    @property
+    def mask_channels(self) -> int:
+        "Channels of the one-hot mask the mask branch encodes and decodes: K, or K + 1 with `unlabelled_class`."
+        return self.num_classes + int(self.unlabelled_class)
     def to_dict(self) -> dict: return asdict(self)
     @classmethod
     def from_dict(cls, d:dict) -> VAEConfig: return cls(**d)
@@ -249,8 +254,19 @@ class VAEBase(nn.Module):
         "Image clamped to [-1, 1] and mask logits (B, K, H, W), contiguous (also from a model in channels_last memory)."
         x, logits = self.decode(z); return x.clamp(-1, 1).contiguous(), logits.contiguous()
     def decode_pairs(self, z:Tensor) -> tuple[Tensor, Tensor]:
-        "Image in [-1, 1] and mask as (B, H, W) int64 class indices."
-        x, logits = self.decode_to_outputs(z); return x, mask_from_logits(logits)
+        "Image in [-1, 1] and mask as (B, H, W) int64 class indices (`ignore_index` where the model leaves pixels unlabelled)."
+        x, logits = self.decode_to_outputs(z); return x, self.logits_to_mask(logits)
+    def mask_target(self, mask:Tensor) -> Tensor: # (B, H, W) int64 -> (B, H, W) int64
+        "The mask branch's classes: with `unlabelled_class`, `ignore_index` becomes class K; else the mask as it is."
+        c = self.config
+        return torch.where(mask == c.ignore_index, c.num_classes, mask) if c.unlabelled_class else mask
+    def mask_one_hot(self, mask:Tensor) -> Tensor: # (B, H, W) int64 -> (B, mask_channels, H, W) float32
+        "The one-hot mask the mask branch encodes (`one_hot` of `mask_target`; ignored pixels all-zero without `unlabelled_class`)."
+        return one_hot(self.mask_target(mask), self.config.mask_channels, self.config.ignore_index)
+    def logits_to_mask(self, logits:Tensor) -> Tensor: # (B, mask_channels, H, W) -> (B, H, W) int64
+        "Class indices by argmax; with `unlabelled_class`, class K is returned as `ignore_index`."
+        y, c = mask_from_logits(logits), self.config
+        return torch.where(y == c.num_classes, c.ignore_index, y) if c.unlabelled_class else y
     @torch.no_grad()
     def reconstruct(self, image:Tensor, mask:Tensor) -> tuple[Tensor, Tensor]:
         "Deterministic reconstruction through the posterior mean: image in [-1, 1], mask logits."
@@ -281,12 +297,12 @@ class TwoStreamVAE(VAEBase):
         if config.kind != "two_stream": raise ValueError(f"TwoStreamVAE needs kind='two_stream', got {config.kind!r}")
         self.config, C, K = config, config.in_bands, config.num_classes
         self.image_ae = SpectralFrontEnd(C, config.spectral_proj, config.image) if config.spectral_proj else KLAutoencoder(C, C, config.image)
-        self.mask_ae = KLAutoencoder(K, K, config.mask)
+        self.mask_ae = KLAutoencoder(config.mask_channels, config.mask_channels, config.mask)
 
     def posteriors(self, image:Tensor, mask:Tensor) -> list[DiagonalGaussian]:
         "[q(z_img)] or [q(z_img1), q(z_img2)], then q(z_mask)."
         self._check(image, mask); c = self.config
-        pm = self.mask_ae.encode(one_hot(mask, c.num_classes, c.ignore_index))
+        pm = self.mask_ae.encode(self.mask_one_hot(mask))
         if c.task == "seg": return [self.image_ae.encode(image), pm]
         p = self.image_ae.encode(image.flatten(0, 1)) # both dates at once: (B·2, 2z, h, w)
         m, lv = p.mean.unflatten(0, (-1, 2)), p.logvar.unflatten(0, (-1, 2))
@@ -302,7 +318,7 @@ class TwoStreamVAE(VAEBase):
     def forward(self, image:Tensor, mask:Tensor, sample_posterior:bool=True) -> VAEOutput:
         c, ps = self.config, self.posteriors(image, mask)
         x, logits = self.decode(torch.cat([p.sample() if sample_posterior else p.mode() for p in ps], 1))
-        il, ce = image_loss(x, image, c.sad_weight), mask_loss(logits, mask, c.ignore_index)
+        il, ce = image_loss(x, image, c.sad_weight), mask_loss(logits, self.mask_target(mask), c.ignore_index)
         kl_img, kl_mask = sum(p.kl() for p in ps[:-1]), ps[-1].kl()
         loss = il.loss + ce + c.kl_weight * (kl_img / image[0].numel() + kl_mask / mask[0].numel())
         return VAEOutput(loss, dict(loss=loss, l1=il.l1, sad=il.sad, ce=ce, kl_img=kl_img, kl_mask=kl_mask), x, logits)
@@ -315,12 +331,12 @@ class SingleStreamVAE(VAEBase):
         if config.kind != "single_stream": raise ValueError(f"SingleStreamVAE needs kind='single_stream', got {config.kind!r}")
         self.config = config
         self.n_img = config.in_bands * (2 if config.task == "change" else 1) # image channels of the joint input
-        n = self.n_img + config.num_classes
+        n = self.n_img + config.mask_channels
         self.ae = KLAutoencoder(n, n, config.image)
 
     def joint_input(self, image:Tensor, mask:Tensor) -> Tensor: # (B, [2·]C + K, H, W)
         c = self.config
-        return torch.cat([image.flatten(1, -3), one_hot(mask, c.num_classes, c.ignore_index)], 1)
+        return torch.cat([image.flatten(1, -3), self.mask_one_hot(mask)], 1)
     def posteriors(self, image:Tensor, mask:Tensor) -> list[DiagonalGaussian]:
         self._check(image, mask); return [self.ae.encode(self.joint_input(image, mask))]
     def _split(self, y:Tensor) -> tuple[Tensor, Tensor]:
@@ -338,7 +354,7 @@ class SingleStreamVAE(VAEBase):
         x, m = self._split(y); l1, kl = (y - target).abs().mean(), p.kl()
         s = image_loss(x, image, 0.0).sad
         loss = l1 + c.sad_weight * s + c.kl_weight * kl / target[0].numel()
-        ce = mask_loss(m.detach().clamp_min(1e-4).log().log_softmax(1), mask, c.ignore_index) # logged, not trained
+        ce = mask_loss(m.detach().clamp_min(1e-4).log().log_softmax(1), self.mask_target(mask), c.ignore_index) # logged, not trained
         return VAEOutput(loss, dict(loss=loss, l1=l1, sad=s, ce=ce, kl=kl), x, m)
 
 # %% ../nbs/03_vae.ipynb #b8282759

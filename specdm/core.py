@@ -48,17 +48,21 @@ def get_device(device:str|torch.device|None=None) -> torch.device:
     return torch.device("cpu")
 
 # %% ../nbs/00_core.ipynb #95fac3a9
+def _umask() -> int:
+    "The process's umask (read by setting and restoring it: there is no other way to read it)."
+    m = os.umask(0o022); os.umask(m); return m
+
 @contextmanager
 def atomic_write(path:str|Path, # destination file
                  mode:str="wb", # "wb" or "w"
                  encoding:str|None=None):
-    "Context manager giving a file handle whose content replaces `path` atomically on success."
+    "Context manager giving a file handle whose content replaces `path` atomically on success; the file gets the permissions `open` would give (0666 less the umask), not `mkstemp`'s 0600."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as f:
             yield f
-            f.flush(); os.fsync(f.fileno())
+            f.flush(); os.fsync(f.fileno()); os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)

@@ -139,7 +139,7 @@ def keep_top(pairs:Pairs, fraction:float, # share of the pairs to keep, in (0, 1
     rec = dict(keep_top=fraction, scorers=scorers or {k: SCORERS.get(k, k) for k in names}, threshold=thr, kept=len(ki), rejected=n - len(ki),
                indices=ki, scores={k: v[keep].tolist() for k, v in (scores.items() if isinstance(scores, dict) else [("score", s)])})
     info = dict(keep_per_pair(pairs.info, ki, n), filter=rec)
-    return Pairs(pairs.images[keep], pairs.masks[keep], list(pairs.bands), list(pairs.class_names), info), keep
+    return Pairs(pairs.images[keep], pairs.masks[keep], list(pairs.bands), list(pairs.class_names), info, list(getattr(pairs, "band_info", []))), keep
 
 # %% ../nbs/06b_filter.ipynb #e9174665
 REJECTED = "rejected"  # folder of the rejected pairs' files, inside the synthetic folder

@@ -128,8 +128,9 @@ def pairs_set(pairs, # `specdm.sampling.Pairs` (or anything with images, masks, 
     x, y = pairs.images, pairs.masks
     x, y = (x.numpy() if torch.is_tensor(x) else np.asarray(x)), (y.numpy() if torch.is_tensor(y) else np.asarray(y))
     read = lambda i: (x[i], y[i], [f"{name}[{k}]" for k in i])
+    wl = [b.get("wavelength") for b in getattr(pairs, "band_info", [])] or None # `Pairs.band_info`: the checkpoint's band table
     return PairSet(name, len(y), list(pairs.bands), list(pairs.class_names), read, 255, "change" if x.ndim == 5 else "seg",
-                   dict(getattr(pairs, "info", {}), kind="pairs"))
+                   dict(getattr(pairs, "info", {}), kind="pairs"), None, wl)
 
 def as_pairset(x, # PairSet, PreparedDataset, Pairs, or a folder: prepared dataset (dataset.json) or synthetic (manifest.json)
                split:str|None="val", # prepared datasets: which split

@@ -269,7 +269,12 @@ class Pairs:
     bands: list # band names, in channel order
     class_names: list
     info: dict = field(default_factory=dict) # sampler, steps, eta, seed, indices, checkpoint
+    band_info: list = field(default_factory=list) # the bands' dataset.json entries (name, wavelength, fwhm) when known: RGB by wavelength, spectra over wavelength
     def __len__(self): return len(self.masks)
+    @property
+    def band_table(self) -> list:
+        "The bands as `specdm.data.rgb_composite` and the metrics take them: `band_info` where known, else the names."
+        return self.band_info or self.bands
     @property
     def dates(self) -> tuple[Tensor, Tensor]:
         "Change detection: (date-1 images, date-2 images), each (n, C, H, W)."
@@ -677,7 +682,7 @@ def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint fold
         cand = [got[k][0] for k in keys]
         info.update(candidate=cand, acceptance=dict(min_share=rule.as_dict(), budget=budget, candidates=sum(cand) + n,
                     rate=n / max(sum(cand) + n, 1), drawn=stats.drawn, classes=stats.summary()))
-    return Pairs(images, masks, [b["name"] for b in m.data["bands"]], list(m.data["class_names"]), info)
+    return Pairs(images, masks, [b["name"] for b in m.data["bands"]], list(m.data["class_names"]), info, [dict(b) for b in m.data["bands"]])
 
 def _check_budget(budget:int|None, n:int, rule:MinShare|None) -> int:
     "The total candidate budget: 100 per pair by default; at least one per pair."
@@ -959,7 +964,7 @@ def show_pairs(p:Pairs, k:int=8, # number of pairs to draw
     for a in axs.flat: a.set_axis_off()
     for i in range(k):
         ax = axs[i // cols, (i % cols) * per:(i % cols + 1) * per]
-        for a, img in zip(ax, list(p.images[i]) if per == 3 else [p.images[i]]): a.imshow(rgb_composite(img.numpy(), p.bands))
+        for a, img in zip(ax, list(p.images[i]) if per == 3 else [p.images[i]]): a.imshow(rgb_composite(img.numpy(), p.band_table))
         ax[-1].imshow(p.masks[i].numpy(), cmap=ListedColormap(pal), vmin=-0.5, vmax=K - 0.5, interpolation="nearest")
         ax[0].text(1, 1, f"#{p.info.get('start', 0) + i}", color="w", fontsize=6, ha="left", va="top", bbox=dict(fc="k", alpha=0.5, lw=0, pad=1))
     fig.legend(handles=[Patch(color=c, label=n) for n, c in zip(p.class_names, pal)], loc="lower center", ncol=min(K, 7), fontsize=7, frameon=False)

@@ -455,8 +455,8 @@ def plot_samples_beside_real(pairs, # `specdm.sampling.Pairs` (images in source 
     w = 3 if ds.task == "change" else 2; classes = list(pairs.class_names); pal = class_palette(classes)
     fig, axs = plt.subplots(2, w * k, figsize=(1.6 * w * k, 3.6), squeeze=False)
     for j in range(k):
-        show_pair(pairs.images[j], pairs.masks[j], pairs.bands, classes, pal, ax=axs[0, w * j:w * j + w])
-        show_pair(np.nan_to_num(np.asarray(ds.images[real[j]])), np.asarray(ds.masks[real[j]]), pairs.bands, classes, pal, ax=axs[1, w * j:w * j + w])
+        show_pair(pairs.images[j], pairs.masks[j], ds.meta["bands"], classes, pal, ax=axs[0, w * j:w * j + w]) # band entries: RGB by wavelength too
+        show_pair(np.nan_to_num(np.asarray(ds.images[real[j]])), np.asarray(ds.masks[real[j]]), ds.meta["bands"], classes, pal, ax=axs[1, w * j:w * j + w])
     for a in axs.ravel():
         if a.get_legend(): a.get_legend().remove()
     for a in axs[1]: a.set_title("") # the top row's titles name the panels

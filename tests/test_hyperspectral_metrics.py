@@ -66,3 +66,15 @@ def test_downstream_experiment_at_200_bands(job):
     syn = PreparedDataset(d/"exp"/"synthetic"/"two_stream"/"prepared") # band_101 … band_110 were dropped: the names survive the round trip
     assert [b.name for b in syn.bands] == [b.name for b in ds.bands] and syn.class_names == ds.class_names
     np.testing.assert_allclose(syn.wavelengths, ds.wavelengths, atol=0.01) # GeoTIFF band tags hold 6 significant digits
+
+def test_job_figures_and_unlabelled_class_at_200_bands(job):
+    "The job's sampled-pairs figure draws RGB from wavelengths (the pairs carry the band table), and the mask branch learns the unlabelled pixels."
+    import matplotlib; matplotlib.use("Agg")
+    from specdm.sampling import load_ldm, sample_pairs
+    from specdm.train import plot_samples_beside_real
+    d, ds, res, _ = job
+    m = load_ldm(res.ldm); assert m.vae.config.unlabelled_class and m.vae.config.mask_channels == 17 # the fixture leaves pixels unlabelled
+    pairs = sample_pairs(m, 2, steps=2)
+    assert [b["wavelength"] for b in pairs.band_info] == ds.wavelengths.tolist() and pairs.bands == [b.name for b in ds.bands]
+    assert set(np.unique(pairs.masks.numpy())) <= set(range(16)) | {255}
+    fig = plot_samples_beside_real(pairs, ds, k=2); assert "nm" in fig.axes[0].get_title() # e.g. "RGB (647, 553, 448 nm)"

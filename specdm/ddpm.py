@@ -94,7 +94,7 @@ def diffusion_quantities(betas:np.ndarray, # (T,) noise schedule
 # %% ../nbs/04_ddpm.ipynb #d37c5fc2
 Parameterization = Literal["eps", "v"]
 
-@dataclass
+@dataclass(frozen=True)
 class DiffusionConfig:
     "Everything needed to rebuild a `GaussianDiffusion`; JSON-serialisable with `dataclasses.asdict`."
     schedule:ScheduleName="linear" # a key of `SCHEDULES`
@@ -307,7 +307,7 @@ class Upsample(nn.Module):
     def forward(self, x:Tensor) -> Tensor: return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 # %% ../nbs/04_ddpm.ipynb #af444a71
-@dataclass
+@dataclass(frozen=True)
 class UNetConfig:
     "Hyper-parameters of `UNet`, validated on construction; JSON-serialisable with `dataclasses.asdict`."
     in_channels:int # channels of x_t, e.g. 12 for a change-detection joint latent
@@ -323,11 +323,12 @@ class UNetConfig:
     parts:tuple[int, ...]|None=None # channels of each part of the joint latent, each with its own step and embedding; None: one step
 
     def __post_init__(self):
-        self.channel_mult, self.attention_resolutions = tuple(self.channel_mult), tuple(self.attention_resolutions)
-        self.parts = None if self.parts is None else tuple(int(c) for c in self.parts)
+        put = lambda k, v: object.__setattr__(self, k, v) # frozen: the normalised values are set once, here
+        put("channel_mult", tuple(self.channel_mult)); put("attention_resolutions", tuple(self.attention_resolutions))
+        put("parts", None if self.parts is None else tuple(int(c) for c in self.parts))
         if self.parts is not None and (sum(self.parts) != self.in_channels or min(self.parts) < 1):
             raise ValueError(f"parts {self.parts} must be positive channel counts summing to in_channels {self.in_channels}")
-        self.out_channels = self.in_channels if self.out_channels is None else self.out_channels
+        put("out_channels", self.in_channels if self.out_channels is None else self.out_channels)
         if min(self.in_channels, self.out_channels, self.model_channels, self.num_res_blocks) < 1 or not self.channel_mult \
            or min(self.channel_mult) < 1: raise ValueError(f"channels, channel_mult and num_res_blocks must be positive: {self}")
         if not 0 <= self.dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")

@@ -420,7 +420,7 @@ class SiamCRNN(nn.Module):
 Task = Literal["seg", "change"]
 Monitor = Literal["mIoU", "mF1", "OA", "F1_change"]
 
-@dataclass
+@dataclass(frozen=True)
 class FitConfig:
     "Settings of one downstream training run (both tasks); checked at construction."
     task: Task = "seg"
@@ -439,7 +439,7 @@ class FitConfig:
 
     def __post_init__(self):
         _check_choice("task", self.task, ("seg", "change")); _check_choice("schedule", self.schedule, ("poly", "constant"))
-        if self.monitor is None: self.monitor = "mIoU" if self.task == "seg" else "F1_change"
+        if self.monitor is None: object.__setattr__(self, "monitor", "mIoU" if self.task == "seg" else "F1_change") # frozen: set once, here
         _check_choice("monitor", self.monitor, ("mIoU", "mF1", "OA", "F1_change"))
         if self.monitor == "F1_change" and self.task != "change": raise ValueError("monitor 'F1_change' needs task='change'")
         if self.task == "change" and self.num_classes != 2: raise ValueError(f"change detection has 2 classes (no change, change), got num_classes={self.num_classes}")
@@ -447,9 +447,9 @@ class FitConfig:
         for k in ("epochs", "batch_size", "patience"):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
         if self.lr <= 0: raise ValueError(f"lr must be > 0, got {self.lr}")
-        if torch.is_tensor(self.class_weights): self.class_weights = tuple(float(w) for w in self.class_weights)
+        if torch.is_tensor(self.class_weights): object.__setattr__(self, "class_weights", tuple(float(w) for w in self.class_weights))
         if isinstance(self.class_weights, (list, tuple)):
-            self.class_weights = tuple(float(w) for w in self.class_weights)
+            object.__setattr__(self, "class_weights", tuple(float(w) for w in self.class_weights))
             if len(self.class_weights) != self.num_classes: raise ValueError(f"class_weights needs {self.num_classes} values, got {len(self.class_weights)}")
         elif self.class_weights not in ("auto", None): raise ValueError(f"class_weights must be 'auto', None or {self.num_classes} floats, got {self.class_weights!r}")
 

@@ -236,7 +236,7 @@ class InceptionFeatures(nn.Module):
         return torch.cat(out) if out else torch.zeros(0, self.num_features)
 
 # %% ../nbs/07_metrics.ipynb #a83582c7
-@dataclass
+@dataclass(frozen=True)
 class SpectralNetConfig:
     "Shape of a `SpectralNet`."
     in_bands: int

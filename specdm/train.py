@@ -188,9 +188,11 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
               data:str|Path|PreparedDataset, # prepared dataset; its "train" split is used
               run_dir:str|Path, # stage-2 run folder: ckpt/ and log.jsonl
               *, unet:UNetConfig|None=None, # None: a small default sized to the latent
-              diffusion:DiffusionConfig=DiffusionConfig(), cfg:LDMTrainConfig=LDMTrainConfig(),
+              diffusion:DiffusionConfig|None=None, # None: `DiffusionConfig()` (T = 1000, LDM's linear schedule, ε)
+              cfg:LDMTrainConfig|None=None, # None: `LDMTrainConfig()`
               resume:bool=True) -> LDMResult:
     "Train the latent DDPM over the frozen VAE's joint latent, under Accelerate; checkpoint and resume exactly."
+    diffusion, cfg = diffusion or DiffusionConfig(), cfg or LDMTrainConfig()
     from accelerate import Accelerator, PartialState
     cpu = cfg.cpu or not torch.cuda.is_available() # cpu=True lets several CPU processes form a group
     requested = cfg.mixed_precision # what runs is recorded: fp16 on a CPU trains (and is saved as) fp32

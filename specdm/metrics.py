@@ -359,6 +359,8 @@ class ClassStats:
     count: np.ndarray # (K,) pixels
     sum: np.ndarray # (K, C)
     sumsq: np.ndarray # (K, C)
+    unlabelled: int = 0 # mask pixels at the ignore index
+    pixels: int = 0 # all mask pixels
     @classmethod
     def zeros(cls, K:int, C:int): return cls(np.zeros(K, np.int64), np.zeros((K, C)), np.zeros((K, C)))
     def update(self, images:np.ndarray, masks:np.ndarray, ignore_index:int=255):
@@ -367,12 +369,15 @@ class ClassStats:
         x = images.reshape(-1, C, *images.shape[-2:]) # dates as images
         y = np.broadcast_to(masks[:, None], (len(masks), len(x) // len(masks), *masks.shape[-2:])).reshape(-1, *masks.shape[-2:])
         ok = (y != ignore_index).ravel(); lab = y.ravel()[ok]
+        self.unlabelled += int((masks == ignore_index).sum()); self.pixels += int(masks.size)
         v = np.moveaxis(x, 1, 0).reshape(C, -1)[:, ok].astype(np.float64)
         self.count += np.bincount(lab, minlength=K)[:K]
         for c in range(C):
             self.sum[:, c] += np.bincount(lab, v[c], minlength=K)[:K]; self.sumsq[:, c] += np.bincount(lab, v[c] ** 2, minlength=K)[:K]
     @property
-    def shares(self) -> np.ndarray: return self.count / max(self.count.sum(), 1)
+    def shares(self) -> np.ndarray: return self.count / max(self.count.sum(), 1) # of the labelled pixels
+    @property
+    def unlabelled_share(self) -> float: return self.unlabelled / max(self.pixels, 1) # of all mask pixels
     @property
     def mean(self) -> np.ndarray: return self.sum / np.maximum(self.count, 1)[:, None] # (K, C)
     @property
@@ -472,7 +477,8 @@ def compare(self:Reference, synthetic:PairSet) -> dict:
         if agr: agr.update(self.model, xt, yt)
     K = self.real.class_names
     out = {t.name: dict(value=t.compute(), n_real=t.n(True), n_synthetic=t.n(False), **t.description) for t in self.tracks}
-    out["class_histogram"] = dict(class_names=list(K), real=self.stats.shares.tolist(), synthetic=st.shares.tolist(),
+    out["class_histogram"] = dict(class_names=list(K), real=self.stats.shares.tolist(), synthetic=st.shares.tolist(), # shares of labelled pixels
+                                  unlabelled=dict(real=self.stats.unlabelled_share, synthetic=st.unlabelled_share), # shares of all pixels
                                   **class_histogram_distance(self.stats.shares, st.shares))
     out["spectral"] = dict(spectral_fidelity(self.stats, st, K), bands=list(self.real.bands),
                            wavelengths=[None if np.isnan(w) else float(w) for w in self.wavelengths], units="source units (as stored)",
@@ -567,7 +573,10 @@ def get_spectral_net(folder:str|Path, real:PairSet, train:PairSet|None, norm:Nor
     if (folder/"config.json").is_file():
         net, cfg = load_spectral_net(folder)
         if cfg["bands"] != list(real.bands) or cfg["class_names"] != list(real.class_names):
-            raise DataError(folder, f"extractor was trained on bands {cfg['bands']} / classes {cfg['class_names']}, the real set has {real.bands} / {real.class_names}; use another extractor folder")
+            brief = lambda names: f"{len(names)} ({', '.join(map(str, names[:3]))}{', …' if len(names) > 3 else ''})"
+            raise DataError(folder, f"this spectral extractor was trained on another dataset (bands {brief(cfg['bands'])}, classes {brief(cfg['class_names'])}); "
+                                    f"the real set {real.name} has bands {brief(list(real.bands))}, classes {brief(list(real.class_names))}. Give each dataset its own "
+                                    f"extractor: --extractor DIR (specdm_evaluate) or extractor=DIR, or write the report into another folder")
         return net, dict(path=str(folder), weights_sha256=file_sha256(folder/"model.safetensors"), reused=True, training=cfg["training"])
     net, rec = train_spectral_net(train or real, norm, steps=steps, seed=seed, device=device)
     save_spectral_net(net.cpu(), folder, real.bands, real.class_names, rec)

@@ -470,11 +470,12 @@ def plot_samples_beside_real(pairs, # `specdm.sampling.Pairs` (images in source 
 
 def class_shares(pairs, # `specdm.sampling.Pairs`: masks (n, H, W) class indices
                  data:str|Path|PreparedDataset, split:str="train") -> dict[str, np.ndarray]:
-    "Each class's share of the labelled pixels: {'real': (K,) of `split` (dataset.json's counts), 'sampled': (K,) of `pairs.masks`}."
+    "Each class's share of the labelled pixels: {'real': (K,) of `split` (dataset.json's counts), 'sampled': (K,) of `pairs.masks`}, and 'unlabelled': (2,) the real and sampled shares of unlabelled pixels among all pixels."
     ds = data if isinstance(data, PreparedDataset) else PreparedDataset(data); K = len(ds.class_names)
-    real = np.asarray(ds.meta["class_pixels"][split], np.float64)
+    real = np.asarray(ds.meta["class_pixels"][split], np.float64); ign = float(ds.meta.get("ignored_pixels", {}).get(split, 0))
     m = np.asarray(pairs.masks).ravel(); s = np.bincount(m[(m >= 0) & (m < K)], minlength=K)[:K].astype(np.float64)
-    return dict(real=real / max(real.sum(), 1), sampled=s / max(s.sum(), 1))
+    unl = np.array([ign / max(real.sum() + ign, 1), float((m == ds.meta["ignore_index"]).sum()) / max(m.size, 1)])
+    return dict(real=real / max(real.sum(), 1), sampled=s / max(s.sum(), 1), unlabelled=unl)
 
 def plot_class_shares(shares:dict[str, np.ndarray], # from `class_shares`
                       class_names:Sequence[str]):
@@ -488,7 +489,8 @@ def plot_class_shares(shares:dict[str, np.ndarray], # from `class_shares`
     ax.barh(y - 0.2, shares["real"], 0.4, color=pal, alpha=0.45, edgecolor=pal, hatch="///")
     ax.barh(y + 0.2, shares["sampled"], 0.4, color=pal, edgecolor="k", lw=0.5)
     ax.set_yticks(y, class_names, fontsize=8); ax.invert_yaxis(); ax.xaxis.set_major_formatter(PercentFormatter(1, decimals=0))
-    ax.tick_params(axis="x", labelsize=7); ax.set_xlabel("share of pixels", fontsize=8)
+    unl = shares.get("unlabelled", np.zeros(2)); note = f"; unlabelled: real {unl[0]:.0%}, sampled {unl[1]:.0%} of all pixels" if unl.any() else ""
+    ax.tick_params(axis="x", labelsize=7); ax.set_xlabel("share of labelled pixels" + note, fontsize=8)
     ax.legend(handles=[Patch(facecolor="0.75", hatch="///", label="real"), Patch(facecolor="0.35", label="sampled")], fontsize=7, frameon=False)
     return fig
 

@@ -46,6 +46,7 @@ def test_report_at_200_bands(job):
     m = np.asarray(ds.masks[ds.indices("val")]).astype(np.int64)
     np.testing.assert_array_equal(rep["spectral"]["pixels_real"], np.bincount(m[m != 255], minlength=16))
     for side in ("real", "synthetic"): assert len(rep["class_histogram"][side]) == 16 and abs(sum(rep["class_histogram"][side]) - 1) < 1e-9
+    assert abs(rep["class_histogram"]["unlabelled"]["real"] - (m == 255).mean()) < 1e-12 # share of all pixels, counted apart
     assert 0 <= rep["consistency"]["synthetic"]["miou"] <= 1 and rep["reconstruction"]["rmse"] > 0
     assert rep["image_fid_spectral"]["features"] == 64 and len(rep["image_fid_spectral"]["bands"]) == 200
     # 3. the spectral plot's x values are the wavelengths (nm), sorted, with one break where the bad bands were dropped
@@ -78,3 +79,17 @@ def test_job_figures_and_unlabelled_class_at_200_bands(job):
     assert [b["wavelength"] for b in pairs.band_info] == ds.wavelengths.tolist() and pairs.bands == [b.name for b in ds.bands]
     assert set(np.unique(pairs.masks.numpy())) <= set(range(16)) | {255}
     fig = plot_samples_beside_real(pairs, ds, k=2); assert "nm" in fig.axes[0].get_title() # e.g. "RGB (647, 553, 448 nm)"
+    from specdm.train import class_shares
+    sh = class_shares(pairs, ds); tr = np.asarray(ds.masks[ds.indices("train")])
+    np.testing.assert_allclose(sh["unlabelled"], [(tr == 255).mean(), (pairs.masks.numpy() == 255).mean()])
+
+def test_extractor_of_another_dataset_is_refused_briefly(job, tmp_path):
+    "An extractor trained on another dataset: a short error that says what to do, not 400 band names."
+    from specdm.data import DataError
+    from specdm.metrics import evaluate, prepared_set
+    d, ds, res, syn = job
+    ext = tmp_path/"net"; evaluate(ds.path, syn, None, extractor=ext, extractor_steps=2, inception=False, figures=False)
+    s2 = PreparedDataset(prepare("scenes", tmp_path/"s2", n_scenes=4, scene_size=64, patch_size=32))
+    with pytest.raises(DataError, match=r"--extractor DIR") as e:
+        evaluate(s2.path, prepared_set(s2, "train"), None, extractor=ext, inception=False, figures=False)
+    assert "bands 200 (band_1, band_2, band_3, …)" in str(e.value) and len(str(e.value)) < 600

@@ -736,7 +736,9 @@ def read_mat(path:str|Path, # MATLAB .mat file (v4 to v7.3)
     listing = ", ".join(f"{k} ({'×'.join(map(str, s))} {c})" for k, (s, c) in arrays.items()) or "no arrays"
     if key is None:
         found = [k for k, (s, _) in arrays.items() if len(s) == ndim]
-        if len(found) != 1: raise DataError(path, f"holds {len(found) or 'no'} {ndim}-D arrays ({listing}); name the one to use with {'--mat_key' if ndim == 3 else '--gt_key'}")
+        if len(found) != 1:
+            hint = "" if ndim == 3 or found else "; if the ground truth is in another file, give it with --labels FILE (labels= in Python)"
+            raise DataError(path, f"holds {len(found) or 'no'} {ndim}-D arrays ({listing}); name the one to use with {'--mat_key' if ndim == 3 else '--gt_key'}{hint}")
         key = found[0]
     elif key not in arrays: raise DataError(path, f"has no array {key!r}; it holds: {listing}")
     try: a = scipy.io.loadmat(path, variable_names=[key])[key]
@@ -754,7 +756,10 @@ SEGMUNICH_CLASSES = ("background", "arable land", "permanent crops", "pastures",
 def check_mask_values(mask:np.ndarray, num_classes:int, ignore_index:int, path) -> np.ndarray:
     "Raise a `DataError` naming `path` when the mask holds values outside 0..K-1 and the ignore index."
     bad = np.setdiff1d(np.unique(mask), np.r_[np.arange(num_classes), ignore_index])
-    if bad.size: raise DataError(path, f"mask values {bad[:10].tolist()} outside the class list 0..{num_classes-1} (ignore {ignore_index})")
+    if bad.size:
+        hint = (f"; if code 0 marks unlabelled pixels and the classes are 1..{num_classes}, pass --unlabelled 0 (unlabelled=0 in Python)"
+                if bad.tolist() == [num_classes] and (mask == 0).any() else "; give every class a name (--class_names), or the code of unlabelled pixels (--unlabelled CODE)")
+        raise DataError(path, f"mask values {bad[:10].tolist()} outside the class list 0..{num_classes-1} (ignore {ignore_index}){hint}")
     return mask
 
 def unlabelled_to_ignore(y:np.ndarray, # int class codes (H, W)

@@ -10,13 +10,13 @@ from typing import Literal, Sequence
 from fastcore.script import call_parse, Param, bool_arg, store_true
 
 import re
-from .data import (SEGMUNICH_CLASSES, DataError, PreparedDataset, check_mask_values, csv_items, csv_pairs, folder_first_image,
+from .data import (ENMAP_POTSDAM_CLASSES, INDIAN_PINES_CLASSES, SEGMUNICH_CLASSES, DataError, PreparedDataset, check_mask_values, csv_items, csv_pairs, folder_first_image,
                          folder_items, folder_masks, folder_task, image_bands, mask_encoding, oscd_items, prepare_dataset, read_scene,
                          scene_block_items, segmunich_items, select_bands, sen1floods11_items, unlabelled_to_ignore)
 from .scenes import SCENE_CLASSES, scene_bands, scene_items
 
 # %% auto #0
-__all__ = ['Layout', 'CHANGE_CLASSES', 'parse_colours', 'prepare', 'specdm_prepare']
+__all__ = ['Layout', 'CHANGE_CLASSES', 'CLASS_PRESETS', 'parse_colours', 'prepare', 'specdm_prepare']
 
 # %% ../nbs/01b_prepare.ipynb #3dd81075
 Layout = Literal["scenes", "segmunich", "oscd", "sen1floods11", "folder", "scene", "csv"]
@@ -71,6 +71,8 @@ def _folder_classes(src:Path, class_names, colours=None) -> tuple[list[str], str
     return names, enc
 
 # %% ../nbs/01b_prepare.ipynb #0a044c5a
+CLASS_PRESETS = {"indian_pines": INDIAN_PINES_CLASSES, "enmap_potsdam": ENMAP_POTSDAM_CLASSES} # `class_names` by dataset name
+
 def prepare(layout:Layout, # which reader
             out:str|Path, # destination folder of the prepared dataset
             src:str|Path|None=None, # raw dataset root (not used for "scenes"); scene: the image file or its folder
@@ -82,7 +84,7 @@ def prepare(layout:Layout, # which reader
             val_fraction:float=0.25, # scenes, sen1floods11, flat folders, single CSV lists, scene blocks: share in "val"
             test_fraction:float=0.2, # scene: share of the blocks in "test"
             cities:str|None=None, val_cities:str|None=None, # OSCD: comma-separated; default all of train.txt / none
-            class_names:str|None=None, # folder, scene, csv: comma-separated class names
+            class_names:str|None=None, # folder, scene, csv: comma-separated class names, or a preset of `CLASS_PRESETS` (indian_pines, enmap_potsdam)
             class_colours:str|Sequence|None=None, # folder: colour per class for RGB colour-coded masks ('#ffffff,#0000ff,…')
             nodata:float|None=None, # image fill value for files without a nodata tag (None: found where it fills rows/columns)
             radiometry:Literal["auto", "raw"]="auto", # "auto": apply the scale/offset the files declare; "raw": stored values
@@ -94,7 +96,7 @@ def prepare(layout:Layout, # which reader
             block:int|None=None, # scene: side of the split blocks in pixels (default 2 × patch_size)
             overwrite:bool=False, checksums:bool=True, progress:bool=False) -> Path:
     "Prepare a dataset from a raw layout or the built-in scenes; return the prepared folder."
-    split = lambda s: [c.strip() for c in s.split(",") if c.strip()] if s else None
+    split = lambda s: list(CLASS_PRESETS[s.strip().lower()]) if s and s.strip().lower() in CLASS_PRESETS else [c.strip() for c in s.split(",") if c.strip()] if s else None
     params = dict(layout=layout, src=str(src) if src else None, bands=bands, patch_size=patch_size, overlap=overlap,
                   max_invalid=max_invalid, task=task, n_scenes=n_scenes, scene_size=scene_size, seed=seed,
                   val_fraction=val_fraction, cities=cities, val_cities=val_cities, class_names=class_names)
@@ -158,7 +160,7 @@ def specdm_prepare(layout:Param("scenes, segmunich, oscd, sen1floods11, folder, 
                    test_fraction:Param("scene: share of the blocks put in the test split", float)=0.2,
                    cities:Param("oscd: comma-separated cities (default: train.txt)", str)=None,
                    val_cities:Param("oscd: comma-separated validation cities", str)=None,
-                   class_names:Param("folder, scene, csv: comma-separated class names", str)=None,
+                   class_names:Param("folder, scene, csv: comma-separated class names, or a preset: indian_pines, enmap_potsdam", str)=None,
                    class_colours:Param("folder: colour of each class for RGB colour-coded masks, '#ffffff,#0000ff,…' or 'r,g,b;r,g,b;…'", str)=None,
                    nodata:Param("image fill value for files without a nodata tag (default: found where it fills whole rows/columns)", float)=None,
                    radiometry:Param("auto: apply the scale/offset (and Sentinel-2 baseline-04.00 offset) the files declare; raw: stored values", str)="auto",

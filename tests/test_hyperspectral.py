@@ -105,6 +105,19 @@ def test_bad_mat_key(scene):
     with pytest.raises(DataError, match=r"scene_corrected.mat: has no array 'indian_pines_corrected'; it holds: scene_corrected \(32×32×24 uint16\)"):
         read_scene(img, gt, mat_key="indian_pines_corrected")
 
+def test_errors_say_what_to_do(scene, tmp_path):
+    "The two mistakes a first try at Indian Pines makes: the unlabelled code not given, the ground truth not found in the cube's file."
+    src, img, _ = scene
+    with pytest.raises(DataError, match=r"outside the class list 0\.\.2 \(ignore 255\); if code 0 marks unlabelled pixels and the classes are 1\.\.3, pass --unlabelled 0"):
+        prepare("scene", tmp_path/"a", src, patch_size=8, class_names="a,b,c")
+    with pytest.raises(DataError, match=r"scene_corrected.mat: holds no 2-D arrays .*give it with --labels FILE"): read_scene(img)
+
+def test_class_name_presets(tmp_path):
+    from specdm.prepare import CLASS_PRESETS
+    src = write_hyperspectral_fixture(tmp_path/"ip", "mat", size=32, k=16)
+    ds = PreparedDataset(prepare("scene", tmp_path/"p", src, patch_size=16, block=16, max_invalid=1.0, unlabelled=0, class_names="Indian_Pines"))
+    assert tuple(ds.class_names) == CLASS_PRESETS["indian_pines"] and ds.class_names[0] == "alfalfa"
+
 def test_bad_sizes(scene, tmp_path):
     _, img, _ = scene; scipy.io.savemat(tmp_path/"gt.mat", dict(gt=np.ones((30, 32), np.uint8)))
     with pytest.raises(DataError, match="gt.mat: ground truth is 30×32 but the cube scene_corrected.mat is 32×32×24"): read_scene(img, tmp_path/"gt.mat")

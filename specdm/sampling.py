@@ -910,7 +910,7 @@ def sample_parser():
     p.add_argument("--spacing", choices=get_args(Spacing), default=None,
                    help="timestep grid: trailing (default of ddpm, ddim), logsnr (default of dpmpp2m), leading / linspace (the grids before; "
                         "what a manifest without `spacing` used)")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM noise: 0 deterministic, 1 DDPM-like (with 50 steps, the better choice for training data)")
+    p.add_argument("--eta", type=float, default=1.0, help="DDIM noise: 0 deterministic, 1 DDPM-like (with 50 steps the better choice for training data: higher consistency in 05_train_ldm's study; the main job's figures and 09's experiments use it too)")
     p.add_argument("--seed", type=int, default=0, help="pair k depends on the seed and k only (any batch size, resumed or sharded)")
     p.add_argument("--batch_size", type=int, default=16, help="pairs denoised at once per process")
     p.add_argument("--layout", choices=get_args(Layout), default="folder",

@@ -18,20 +18,21 @@ from .core import atomic_write, file_sha256, load_json, save_json
 # %% auto #0
 __all__ = ['S2_BANDS', 'BAND_PRESETS', 'MICROMETRE_LIKE', 'ENVI_BINARY_SUFFIXES', 'HUGE_FILL', 'WAVELENGTH_TOLERANCE',
            'SEGMUNICH_REMAP', 'SEGMUNICH_CLASSES', 'OSCD_IMAGES', 'OSCD_LABELS', 'MASK_SUFFIXES',
-           'INDIAN_PINES_CLASSES', 'ENMAP_POTSDAM_CLASSES', 'SPLITS', 'FORMAT_VERSION', 'LAND_COVER_COLOURS', 'Band',
-           'band_name', 'select_bands', 'DataError', 'DataWarning', 'Radiometry', 's2_processing_baseline',
-           'file_radiometry', 'nm_per_unit', 'to_nm', 'detector_runs', 'SourceBands', 'spectral_bands',
-           'read_wavelengths', 'Item', 'file_dtype', 'common_dtype', 'raster_path', 'read_profile', 'read_raster',
-           'write_geotiff', 'raster_bands', 'band_table', 'file_bands', 'band_metadata', 'fill_candidates',
-           'find_untagged_fill', 'read_image', 'read_spectral', 'find_band_file', 'check_units', 'combine_radiometry',
-           'read_band_files', 'read_stacked_tiff', 'read_mask', 'mat_arrays', 'read_mat', 'check_mask_values',
-           'unlabelled_to_ignore', 'remap_segmunich', 'oscd_change_labels', 'segmunich_items', 'oscd_cities',
-           'oscd_label', 'oscd_items', 'sen1floods11_items', 'folder_task', 'folder_masks', 'mask_encoding',
-           'description_bands', 'folder_first_image', 'folder_bands', 'image_bands', 'folder_items', 'cube_to_chw',
-           'read_scene', 'scene_blocks', 'assign_blocks', 'scene_block_items', 'csv_pairs', 'csv_items', 'patch_starts',
-           'invalid_pixels', 'iter_patches', 'Normalizer', 'dataset_radiometry', 'to_stored', 'prepare_dataset',
-           'PreparedDataset', 'flip_rotate', 'PatchDataset', 'SegmentationDataset', 'ChangeDataset', 'rgb_bands',
-           'rgb_composite', 'default_palette', 'land_cover_family', 'class_palette', 'show_pair',
+           'INDIAN_PINES_CLASSES', 'ENMAP_POTSDAM_CLASSES', 'SPLITS', 'FORMAT_VERSION', 'LAND_COVER_COLOURS',
+           'MIN_DELTA_E', 'UNLABELLED_COLOUR', 'Band', 'band_name', 'select_bands', 'DataError', 'DataWarning',
+           'Radiometry', 's2_processing_baseline', 'file_radiometry', 'nm_per_unit', 'to_nm', 'detector_runs',
+           'SourceBands', 'spectral_bands', 'read_wavelengths', 'Item', 'file_dtype', 'common_dtype', 'raster_path',
+           'read_profile', 'read_raster', 'write_geotiff', 'raster_bands', 'band_table', 'file_bands', 'band_metadata',
+           'fill_candidates', 'find_untagged_fill', 'read_image', 'read_spectral', 'find_band_file', 'check_units',
+           'combine_radiometry', 'read_band_files', 'read_stacked_tiff', 'read_mask', 'mat_arrays', 'read_mat',
+           'check_mask_values', 'unlabelled_to_ignore', 'remap_segmunich', 'oscd_change_labels', 'segmunich_items',
+           'oscd_cities', 'oscd_label', 'oscd_items', 'sen1floods11_items', 'folder_task', 'folder_masks',
+           'mask_encoding', 'description_bands', 'folder_first_image', 'folder_bands', 'image_bands', 'folder_items',
+           'cube_to_chw', 'read_scene', 'scene_blocks', 'assign_blocks', 'scene_block_items', 'csv_pairs', 'csv_items',
+           'patch_starts', 'invalid_pixels', 'iter_patches', 'Normalizer', 'dataset_radiometry', 'to_stored',
+           'prepare_dataset', 'PreparedDataset', 'flip_rotate', 'PatchDataset', 'SegmentationDataset', 'ChangeDataset',
+           'rgb_bands', 'rgb_composite', 'default_palette', 'srgb_to_lab', 'delta_e', 'land_cover_family',
+           'class_palette', 'mask_rgb', 'draw_mask', 'class_legend_handles', 'has_unlabelled', 'show_pair',
            'write_segmunich_fixture', 'write_oscd_fixture', 'write_hyperspectral_fixture']
 
 # %% ../nbs/01_data.ipynb #01ba4772
@@ -1510,6 +1511,31 @@ def default_palette(k:int) -> np.ndarray:
     import matplotlib
     return np.array(matplotlib.colormaps["tab20"](np.arange(k) % 20))[:, :3]
 
+# %% ../nbs/01_data.ipynb #6b7e2f41
+def srgb_to_lab(rgb:np.ndarray, # (..., 3) sRGB in [0, 1]
+               ) -> np.ndarray: # (..., 3) CIELAB L*, a*, b* under D65
+    "CIELAB of sRGB colours: the sRGB transfer function (IEC 61966-2-1), XYZ under D65, then CIE 1976 L*a*b*."
+    c = np.asarray(rgb, np.float64); c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = c @ np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]).T
+    t = xyz / np.array([0.95047, 1.0, 1.08883]); f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+def delta_e(lab1:np.ndarray, lab2:np.ndarray, # (..., 3) CIELAB, broadcast against each other
+           ) -> np.ndarray: # (...) CIEDE2000 colour difference
+    "CIEDE2000 ΔE₀₀ between CIELAB colours, following Sharma, Wu & Dalal (2005), eqs. (1)–(22)."
+    (L1, a1, b1), (L2, a2, b2) = np.moveaxis(np.asarray(lab1, np.float64), -1, 0), np.moveaxis(np.asarray(lab2, np.float64), -1, 0)
+    c7 = ((np.hypot(a1, b1) + np.hypot(a2, b2)) / 2) ** 7; g = 0.5 * (1 - np.sqrt(c7 / (c7 + 25.0 ** 7))) # (2)-(3)
+    a1, a2 = (1 + g) * a1, (1 + g) * a2; C1, C2 = np.hypot(a1, b1), np.hypot(a2, b2) # (4)-(5)
+    h1, h2 = np.degrees(np.arctan2(b1, a1)) % 360, np.degrees(np.arctan2(b2, a2)) % 360 # (6)
+    zero = C1 * C2 == 0; dh = h2 - h1; dh = np.where(zero, 0, dh - 360 * np.sign(dh) * (np.abs(dh) > 180)) # (10)
+    dL, dC, dH = L2 - L1, C2 - C1, 2 * np.sqrt(C1 * C2) * np.sin(np.radians(dh / 2)) # (8), (9), (11)
+    L, C = (L1 + L2) / 2, (C1 + C2) / 2; hs = h1 + h2 # (12), (13)
+    h = np.where(zero, hs, np.where(np.abs(h1 - h2) <= 180, hs / 2, np.where(hs < 360, hs + 360, hs - 360) / 2)) # (14)
+    T = 1 - 0.17 * np.cos(np.radians(h - 30)) + 0.24 * np.cos(np.radians(2 * h)) + 0.32 * np.cos(np.radians(3 * h + 6)) - 0.20 * np.cos(np.radians(4 * h - 63)) # (15)
+    rt = -2 * np.sqrt(C ** 7 / (C ** 7 + 25.0 ** 7)) * np.sin(np.radians(60 * np.exp(-(((h - 275) / 25) ** 2)))) # (16)-(18), (21)
+    sl, sc, sh = 1 + 0.015 * (L - 50) ** 2 / np.sqrt(20 + (L - 50) ** 2), 1 + 0.045 * C, 1 + 0.015 * C * T # (19)-(20)
+    return np.sqrt((dL / sl) ** 2 + (dC / sc) ** 2 + (dH / sh) ** 2 + rt * (dC / sc) * (dH / sh)) # (22)
+
 # %% ../nbs/01_data.ipynb #049b2488
 LAND_COVER_COLOURS: dict[str, tuple[tuple[str, ...], tuple[float, float, float]]] = { # family: (name keywords, RGB in [0, 1]); first match wins
     "no_change": (("no change", "nochange", "unchanged"), (0.85, 0.85, 0.85)),
@@ -1541,40 +1567,79 @@ def _shade(rgb:np.ndarray, j:int, n:int) -> np.ndarray:
     l = l + (1 - l) * step if j % 2 else l * (1 - step)
     return np.array(colorsys.hls_to_rgb((h + 0.02 * (-1) ** j * min((j + 1) // 2, 2)) % 1, l, s))
 
+MIN_DELTA_E = 10.0 # the smallest CIEDE2000 difference `class_palette` leaves between two classes' colours
+
+def _distinct(pal:np.ndarray, # (K, 3) RGB in [0, 1], in class order
+              min_delta_e:float) -> np.ndarray: # (K, 3)
+    "Keep each colour at least `min_delta_e` (ΔE₀₀) from every kept one before it; give the others the first colour of tab20, tab20b, tab20c that is that far from all."
+    import matplotlib
+    pool = np.concatenate([np.array(matplotlib.colormaps[m].colors)[:, :3] for m in ("tab20", "tab20b", "tab20c")]); pool_lab = srgb_to_lab(pool)
+    lab, keep = srgb_to_lab(pal), []
+    for i in range(len(pal)):
+        if all(delta_e(lab[i], lab[j]) >= min_delta_e for j in keep): keep.append(i)
+    out, done = pal.copy(), list(keep)
+    for i in [i for i in range(len(pal)) if i not in keep]:
+        d = delta_e(pool_lab[:, None], srgb_to_lab(out[done])[None]).min(1) if done else np.full(len(pool), np.inf) # (60,) to the nearest colour in use
+        ok = np.flatnonzero(d >= min_delta_e); out[i] = pool[ok[0] if len(ok) else int(np.argmax(d))]; done.append(i) # none far enough (60+ classes): the farthest
+    return out
+
 def class_palette(class_names:Sequence[str], # class names, index order
+                  min_delta_e:float=MIN_DELTA_E, # ΔE₀₀ (CIEDE2000) below which two classes' colours count as the same
                  ) -> np.ndarray: # (K, 3) RGB in [0, 1]
-    "Land-cover colours for class maps (`LAND_COVER_COLOURS`, shades within a family); `default_palette`'s for names it does not know."
+    "Land-cover colours for class maps (`LAND_COVER_COLOURS`, shades within a family; `default_palette`'s for names it does not know), re-coloured where two would look alike."
     fams = [land_cover_family(n) for n in class_names]; out = default_palette(len(class_names)).copy()
     for i, f in enumerate(fams):
         if f is None: continue
         same = [k for k, g in enumerate(fams) if g == f]
         out[i] = _shade(np.array(LAND_COVER_COLOURS[f][1]), same.index(i), len(same))
-    return out
+    return _distinct(out, min_delta_e)
 
 # %% ../nbs/01_data.ipynb #306d1ff3
+UNLABELLED_COLOUR = (1.0, 1.0, 1.0) # RGB of unlabelled pixels (the ignore index, any value outside 0..K-1) in every drawn class map
+
+def mask_rgb(mask:np.ndarray, # (..., H, W) class indices
+             palette:Sequence[tuple], # RGB in [0, 1] per class
+            ) -> np.ndarray: # (..., H, W, 3) float in [0, 1]
+    "A class map as an RGB image: class k in `palette[k]`, unlabelled pixels in `UNLABELLED_COLOUR`."
+    m = np.asarray(mask.detach().cpu() if torch.is_tensor(mask) else mask).astype(np.int64); K = len(palette)
+    return np.vstack([np.asarray(palette, np.float64)[:, :3], UNLABELLED_COLOUR])[np.where((m >= 0) & (m < K), m, K)]
+
+def draw_mask(ax, mask:np.ndarray, palette:Sequence[tuple]):
+    "Draw a class map on `ax` (`mask_rgb`) in a thin grey frame, so that white unlabelled pixels do not merge with the page."
+    ax.set_axis_on(); ax.imshow(mask_rgb(mask, palette), interpolation="nearest"); ax.set_xticks([]); ax.set_yticks([])
+    for s in ax.spines.values(): s.set_color("0.6"); s.set_linewidth(0.6)
+    return ax
+
+def class_legend_handles(classes:Sequence[str], palette:Sequence[tuple], unlabelled:bool=False) -> list:
+    "Legend patches, one per class, then a white, grey-edged 'unlabelled' one when `unlabelled`."
+    from matplotlib.patches import Patch
+    return [Patch(color=tuple(c), label=k) for k, c in zip(classes, palette)] + \
+           ([Patch(facecolor=UNLABELLED_COLOUR, edgecolor="0.6", lw=0.6, label="unlabelled")] if unlabelled else [])
+
+def has_unlabelled(masks, num_classes:int) -> bool:
+    "Whether any pixel of `masks` is outside 0..K-1 (the ignore index)."
+    m = np.asarray(masks.detach().cpu() if torch.is_tensor(masks) else masks)
+    return bool(((m < 0) | (m >= num_classes)).any())
+
 def show_pair(image:np.ndarray, # (C, H, W), or (2, C, H, W) for a change pair
-              mask:np.ndarray, # (H, W) class indices; values >= len(classes) are left blank
+              mask:np.ndarray, # (H, W) class indices; values >= len(classes) are unlabelled (`UNLABELLED_COLOUR`)
               bands:str|Sequence[str]|Sequence[Band], # the image's bands
               classes:Sequence[str], # class names, index order
               palette:Sequence[tuple]|None=None, # RGB in [0, 1] per class; default `class_palette(classes)`
               ax=None): # a sequence of 2 (3 for a pair) matplotlib axes, or None for a new figure
-    "Draw the RGB composite beside the mask with a class legend; return the axes."
+    "Draw the RGB composite beside the mask with a class legend (and 'unlabelled' when the mask has such pixels); return the axes."
     import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
     image = np.asarray(image.detach().cpu() if torch.is_tensor(image) else image)
     mask = np.asarray(mask.detach().cpu() if torch.is_tensor(mask) else mask)
-    palette = [tuple(c) for c in (class_palette(classes) if palette is None else palette)]
+    palette = [tuple(c) for c in (class_palette(classes) if palette is None else palette)][:len(classes)]
     pair = image.ndim == 4
     if ax is None: ax = plt.subplots(1, 3 if pair else 2, figsize=(8, 3))[1]
     rgb = rgb_composite(np.concatenate(list(image), -1) if pair else image, bands)
     for a, im, t in zip(ax, np.split(rgb, 2, 1) if pair else [rgb], ("date 1", "date 2") if pair else ("",)):
-        a.imshow(im); a.set_title(f"{t} RGB ({rgb_bands(bands)[1]})".strip(), fontsize=8)
-    ax[-1].imshow(np.ma.masked_greater_equal(mask, len(classes)), cmap=ListedColormap(palette[:len(classes)]),
-                  vmin=-0.5, vmax=len(classes) - 0.5, interpolation="nearest"); ax[-1].set_title("mask", fontsize=8)
-    ax[-1].legend(handles=[Patch(color=c, label=k) for k, c in zip(classes, palette)], loc="center left",
+        a.imshow(im); a.set_title(f"{t} RGB ({rgb_bands(bands)[1]})".strip(), fontsize=8); a.set_axis_off()
+    draw_mask(ax[-1], mask, palette).set_title("mask", fontsize=8)
+    ax[-1].legend(handles=class_legend_handles(classes, palette, has_unlabelled(mask, len(classes))), loc="center left",
                   bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=False)
-    for a in ax: a.set_axis_off()
     return ax
 
 # %% ../nbs/01_data.ipynb #4014cf19

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core import set_threads, adamw, atomic_write, file_sha256, get_device, load_checkpoint, load_json, save_checkpoint, save_json
-from .data import (S2_BANDS, WAVELENGTH_TOLERANCE, Band, DataError, Normalizer, PreparedDataset, band_name, default_palette, read_mask,
-                   read_raster, rgb_bands)
+from .data import (S2_BANDS, WAVELENGTH_TOLERANCE, Band, DataError, Normalizer, PreparedDataset, band_name, class_legend_handles,
+                   class_palette, default_palette, detector_runs, draw_mask, has_unlabelled, read_mask, read_raster, rgb_bands)
 from .losses import sad
 from fastcore.basics import patch
 
@@ -501,18 +501,24 @@ def _rgb_or_gray(x:np.ndarray, bands:list, norm:Normalizer, wavelengths=None) ->
 def plot_samples(sets:dict, # title -> (images (k, [2,] C, H, W), masks (k, H, W))
                  bands:list, class_names:list, norm:Normalizer, k:int=8,
                  wavelengths:Sequence[float|None]|None=None): # (C,) nm: the composite takes the bands nearest 650, 550, 450 nm
-    "Grid: for each set, a row of RGB composites (`rgb_selection`, fixed stretch) above a row of palette masks."
+    """Grid: for each set, a row of RGB composites (`rgb_selection`, fixed stretch) above a row of masks in
+    `class_palette` colours (unlabelled white, `specdm.data.draw_mask`), one class legend below."""
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(2 * len(sets), k, figsize=(1.2 * k, 2.75 * len(sets)), squeeze=False)
+    pal, K = class_palette(class_names), len(class_names); rows = 2 * len(sets)
+    unl = any(has_unlabelled(y[:k], K) for _, y in sets.values())
+    ncol = max(1, min(K + unl, int(1.2 * k / (0.06 * max(map(len, class_names)) + 0.5)))) # as many columns as the names' length lets fit
+    lines = math.ceil((K + unl) / ncol); h = 2.75 * len(sets) + 0.18 * lines + 0.15 # inches: the legend's rows below the grid
+    fig, ax = plt.subplots(rows, k, figsize=(1.2 * k, h), squeeze=False)
     for r, (title, (x, y)) in enumerate(sets.items()):
         x = x[:, -1] if x.ndim == 5 else x # change pairs: date 2
-        (rgb, what), msk = _rgb_or_gray(x[:k], bands, norm, wavelengths), render_masks(torch.from_numpy(y[:k]), len(class_names)).permute(0, 2, 3, 1).numpy()
+        rgb, what = _rgb_or_gray(x[:k], bands, norm, wavelengths)
         for j in range(k):
-            for i, im in ((2 * r, rgb), (2 * r + 1, msk)):
-                ax[i, j].set_axis_off()
-                if j < len(im): ax[i, j].imshow(im[j], interpolation="nearest")
+            ax[2 * r, j].set_axis_off(); ax[2 * r + 1, j].set_axis_off()
+            if j < len(rgb): ax[2 * r, j].imshow(rgb[j], interpolation="nearest")
+            if j < len(y): draw_mask(ax[2 * r + 1, j], y[j], pal)
         ax[2 * r, 0].set_title(f"{title}; {what}", fontsize=8, loc="left") # may run over the next columns: fine, no tight_layout
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.95, wspace=0.05, hspace=0.2); return fig
+    fig.legend(handles=class_legend_handles(class_names, pal, unl), loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=(0.18 * lines + 0.1) / h, top=1 - 0.28 / h, wspace=0.05, hspace=0.2); return fig
 
 def plot_class_distribution(shares:dict, class_names:list):
     "Grouped bars of the class shares of each set (the paper's Fig. 4)."
@@ -528,35 +534,49 @@ def spectral_axis(wavelengths:Sequence[float|None]|None, # (C,) band centres in 
                   gap:float=1.8, # a step wider than gap × the median step between neighbouring bands is a gap
                   min_bands:int=20, # fewer bands (a multispectral sensor) are joined across every step, as in the paper's Fig. 3
                  ) -> tuple[np.ndarray, np.ndarray, str]: # band per point (-1: a break), x per point (NaN at a break), axis label
-    """The x-axis of a spectral plot: the bands sorted by wavelength (nm) when every band has one, with a break where an
-    imaging spectrometer's sampling has a gap (bad or water-absorption bands removed); else band numbers 1…C."""
+    """The x-axis of a spectral plot: the bands by wavelength (nm) when every band has one, with a break where an imaging
+    spectrometer's sampling has a gap (bad or water-absorption bands removed) and one segment per detector where the band
+    order restarts (`specdm.data.detector_runs`: AVIRIS near 690 and 1 280 nm, EnMAP's VNIR and SWIR near 900–1 000 nm);
+    else band numbers 1…C."""
     wl = np.full(n_bands or 0, np.nan) if wavelengths is None else np.array([np.nan if w is None else w for w in wavelengths], np.float64)
     if not len(wl) or np.isnan(wl).any(): return np.arange(len(wl)), np.arange(1.0, len(wl) + 1), "band (channel order)"
-    o = np.argsort(wl, kind="stable"); x = wl[o]; d = np.diff(x)
-    cut = np.flatnonzero(d > gap * np.median(d)) + 1 if len(wl) >= max(min_bands, 3) else np.zeros(0, int)
-    return np.insert(o, cut, -1), np.insert(x, cut, np.nan), "wavelength (nm)"
+    if len(wl) < max(min_bands, 3): o = np.argsort(wl, kind="stable"); return o, wl[o], "wavelength (nm)" # multispectral: one line
+    try: segs = [np.arange(a, b) for a, b in detector_runs(wl, "wavelengths")] # increasing runs: one, or one per detector
+    except DataError: segs = [np.argsort(wl, kind="stable")] # not a spectrometer's band order (bands picked by name): sorted, one line
+    step = np.median(np.concatenate([np.diff(wl[s]) for s in segs]))
+    parts = [np.insert(s, np.flatnonzero(np.diff(wl[s]) > gap * step) + 1, -1) for s in segs]
+    idx = np.concatenate([p for s in parts for p in (s, [-1])][:-1]).astype(np.int64) # -1 between detectors too
+    return idx, np.where(idx >= 0, wl[np.maximum(idx, 0)], np.nan), "wavelength (nm)"
 
 def plot_spectral_profiles(spectral:dict, # the report's "spectral" entry
                            wavelengths:Sequence[float|None]|None=None, # (C,) nm; None: the entry's own `wavelengths`
                            class_names:list|None=None): # None: the entry's classes
-    "Per-class mean ± std spectra, real vs synthetic, against wavelength (`spectral_axis`), with each class's SAD (the paper's Fig. 3)."
+    """Per-class mean ± std spectra, real vs synthetic, against wavelength (`spectral_axis`: one segment per detector),
+    with each class's SAD (the paper's Fig. 3), or which side lacks the class; one legend for the figure."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     class_names = list(class_names or spectral["sad_per_class"]); wavelengths = spectral.get("wavelengths") if wavelengths is None else wavelengths
     C = len(spectral["mean_real"][0]); idx, x, label = spectral_axis(wavelengths, C)
     take = lambda v: np.where(idx >= 0, np.asarray(v, np.float64)[np.maximum(idx, 0)], np.nan) # NaN at a break: no line across
     K = len(class_names); cols = min(4, K); rows = math.ceil(K / cols); marker = "." if C <= 30 else None
-    fig, ax = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    sides = (("real", "-", "C0"), ("synthetic", "--", "C1"))
+    fig, ax = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows + 0.3), squeeze=False)
     for k, name in enumerate(class_names):
         a = ax[k // cols, k % cols]
-        for key, style, colour in (("real", "-", "C0"), ("synthetic", "--", "C1")):
+        for key, style, colour in sides:
             if spectral[f"pixels_{key}"][k] == 0: continue
             m, s = take(spectral[f"mean_{key}"][k]), take(spectral[f"std_{key}"][k])
-            a.plot(x, m, style, color=colour, marker=marker, lw=1, label=key); a.fill_between(x, m - s, m + s, color=colour, alpha=0.15)
+            a.plot(x, m, style, color=colour, marker=marker, lw=1); a.fill_between(x, m - s, m + s, color=colour, alpha=0.15)
         v, short = spectral["sad_per_class"][name], name if len(name) <= 24 else name[:23] + "…"
-        a.set_title(f"{short}  SAD {v:.3f}" if v is not None else f"{short}  (missing)", fontsize=8); a.tick_params(labelsize=7)
+        gone = [key for key, *_ in sides if spectral[f"pixels_{key}"][k] == 0]
+        a.set_title(f"{short}  SAD {v:.3f}" if v is not None else f"{short}  (missing in {'both' if len(gone) == 2 else gone[0] if gone else 'one set'})", fontsize=8)
+        a.tick_params(labelsize=7)
+        if len(gone) == len(sides): a.set_xticks([]); a.set_yticks([]) # an empty panel: no 0…1 scale that reads as data
     for k in range(K, rows * cols): ax[k // cols, k % cols].set_axis_off()
-    ax[0, 0].legend(fontsize=7, frameon=False); fig.supxlabel(label, fontsize=8); fig.supylabel("value (source units)", fontsize=8)
-    fig.tight_layout(); return fig
+    fig.legend(handles=[Line2D([], [], ls=style, color=colour, lw=1, label=key) for key, style, colour in sides],
+               loc="upper center", ncol=2, fontsize=7, frameon=False)
+    fig.supxlabel(label, fontsize=8); fig.supylabel("value (source units)", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight())); return fig
 
 def save_figure(fig, path:str|Path, dpi:int=110) -> Path:
     "Write a matplotlib figure as PNG atomically, then close it."

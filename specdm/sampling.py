@@ -955,20 +955,19 @@ def show_pairs(p:Pairs, k:int=8, # number of pairs to draw
                size:float=1.3): # inches per panel
     "Grid of `k` pairs: RGB composite(s) and mask; one class legend for the figure. Returns the figure."
     import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-    from specdm.data import class_palette, rgb_composite
+    from specdm.data import class_legend_handles, class_palette, draw_mask, has_unlabelled, rgb_composite
     k = min(k, len(p)); cols = max(1, min(cols, k)); rows = math.ceil(k / cols); per = 3 if p.images.ndim == 5 else 2
     K = len(p.class_names); pal = [tuple(c) for c in (class_palette(p.class_names) if palette is None else palette)][:K]
-    fig, axs = plt.subplots(rows, cols * per, figsize=(size * cols * per, size * rows + 0.5), squeeze=False)
+    unl = has_unlabelled(p.masks[:k], K); leg = 0.1 + 0.15 * math.ceil((K + unl) / 7) # inches: the legend's rows below the grid
+    fig, axs = plt.subplots(rows, cols * per, figsize=(size * cols * per, size * rows + 0.2 + leg), squeeze=False)
     for a in axs.flat: a.set_axis_off()
     for i in range(k):
         ax = axs[i // cols, (i % cols) * per:(i % cols + 1) * per]
         for a, img in zip(ax, list(p.images[i]) if per == 3 else [p.images[i]]): a.imshow(rgb_composite(img.numpy(), p.band_table))
-        ax[-1].imshow(p.masks[i].numpy(), cmap=ListedColormap(pal), vmin=-0.5, vmax=K - 0.5, interpolation="nearest")
+        draw_mask(ax[-1], p.masks[i].numpy(), pal) # unlabelled pixels white, as in every class map
         ax[0].text(1, 1, f"#{p.info.get('start', 0) + i}", color="w", fontsize=6, ha="left", va="top", bbox=dict(fc="k", alpha=0.5, lw=0, pad=1))
-    fig.legend(handles=[Patch(color=c, label=n) for n, c in zip(p.class_names, pal)], loc="lower center", ncol=min(K, 7), fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1), pad=0.2)
+    fig.legend(handles=class_legend_handles(p.class_names, pal, unl), loc="lower center", ncol=min(K + unl, 7), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, leg / fig.get_figheight(), 1, 1), pad=0.2)
     return fig
 
 # %% ../nbs/06_sampling.ipynb #b5f18728

@@ -447,15 +447,16 @@ def plot_samples_beside_real(pairs, # `specdm.sampling.Pairs` (images in source 
                              data:str|Path|PreparedDataset, # the prepared dataset the model was trained on
                              k:int=4, # pairs of each
                              split:str="train"): # where the real pairs come from (its first k)
-    "Sampled pairs (top row) above real ones (bottom row): RGB composite(s) and mask, row labels at the left, one class legend. Returns the figure."
+    "Sampled pairs (top row) above real ones (bottom row): RGB composite(s) and mask, row labels at the left, one class legend (with 'unlabelled' when a mask has such pixels). Returns the figure."
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-    from specdm.data import class_palette, show_pair
+    from specdm.data import class_legend_handles, class_palette, has_unlabelled, show_pair
     ds = data if isinstance(data, PreparedDataset) else PreparedDataset(data)
     real = ds.indices(split)[:k]; k = min(k, len(pairs.masks), len(real))
     if k < 1: raise ValueError(f"nothing to draw: {len(pairs.masks)} sampled pairs, {len(real)} real ones in split {split!r}")
     w = 3 if ds.task == "change" else 2; classes = list(pairs.class_names); pal = class_palette(classes)
-    fig, axs = plt.subplots(2, w * k, figsize=(1.6 * w * k, 3.6), squeeze=False)
+    unl = has_unlabelled(pairs.masks[:k], len(classes)) or any(has_unlabelled(ds.masks[i], len(classes)) for i in real[:k]) # white in the masks: say so
+    leg = 0.15 + 0.16 * math.ceil((len(classes) + unl) / 8); h = 3.13 + leg # inches: the legend's rows below the panels
+    fig, axs = plt.subplots(2, w * k, figsize=(1.6 * w * k, h), squeeze=False)
     for j in range(k):
         show_pair(pairs.images[j], pairs.masks[j], ds.meta["bands"], classes, pal, ax=axs[0, w * j:w * j + w]) # band entries: RGB by wavelength too
         show_pair(np.nan_to_num(np.asarray(ds.images[real[j]])), np.asarray(ds.masks[real[j]]), ds.meta["bands"], classes, pal, ax=axs[1, w * j:w * j + w])
@@ -464,8 +465,8 @@ def plot_samples_beside_real(pairs, # `specdm.sampling.Pairs` (images in source 
     for a in axs[1]: a.set_title("") # the top row's titles name the panels
     for r, name in enumerate(("sampled", f"real ({split})")):
         axs[r, 0].text(-0.06, 0.5, name, transform=axs[r, 0].transAxes, rotation=90, ha="right", va="center", fontsize=9)
-    fig.legend(handles=[Patch(color=c, label=n) for n, c in zip(classes, pal)], loc="lower center", ncol=min(len(classes), 8), fontsize=7, frameon=False)
-    fig.subplots_adjust(left=0.03, right=0.995, top=0.9, bottom=0.13, wspace=0.06, hspace=0.06)
+    fig.legend(handles=class_legend_handles(classes, pal, unl), loc="lower center", ncol=min(len(classes) + unl, 8), fontsize=7, frameon=False)
+    fig.subplots_adjust(left=0.03, right=0.995, top=1 - 0.36 / h, bottom=leg / h, wspace=0.06, hspace=0.06)
     return fig
 
 def class_shares(pairs, # `specdm.sampling.Pairs`: masks (n, H, W) class indices

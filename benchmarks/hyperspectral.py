@@ -40,6 +40,16 @@ def small_png(src:Path, dst:Path, width:int=900):
     dst.parent.mkdir(parents=True, exist_ok=True); im.quantize(64).save(dst, optimize=True)
 
 
+KEEP = dict(spectral=("sad_per_class", "msad", "classes_missing", "pixels_real", "pixels_synthetic"), # the class mean spectra: in the figures
+            image_fid_spectral=("value", "n_real", "n_synthetic", "features"))
+
+def brief(rep:dict) -> dict:
+    "The report's numbers the table needs, without its per-band arrays (the full reports stay in RUNS/NAME/report_*)."
+    out = {k: rep[k] for k in ("reconstruction", "spectral", "class_histogram", "consistency", "image_fid_spectral", "rgb") if k in rep}
+    for k, keep in KEEP.items(): out[k] = {f: out[k][f] for f in keep if f in out[k]}
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", action="append", required=True, help="NAME=PREPARED_FOLDER (repeat for several)")
@@ -80,11 +90,11 @@ def main(argv=None):
         rows[name] = dict(data=str(ds.path), bands=len(ds.bands), wavelength_range=[float(ds.wavelengths.min()), float(ds.wavelengths.max())],
                           classes=list(ds.class_names), splits={s: len(ds.indices(s)) for s in ("train", "val", "test")},
                           ignored_pixels=ds.meta.get("ignored_pixels"), job_seconds=wall, sample_seconds=ts, n=a.n,
-                          settings={k: getattr(cfg, k) for k in ("patch_size", "vae_ch_mult", "vae_steps", "vae_crop", "ldm_steps", "unet_channels",
-                                                                "parameterization", "snr_gamma", "unlabelled_class", "vae_spectral_proj")},
+                          settings=dict({k: getattr(cfg, k) for k in ("vae_ch_mult", "vae_steps", "ldm_steps", "unet_channels", "parameterization",
+                                                                     "snr_gamma", "unlabelled_class", "vae_spectral_proj")},
+                                        patch_size=ds.meta["patch_size"], vae_crop=cfg.vae_crop if cfg.vae_crop < ds.meta["patch_size"] else 0),
                           unlabelled_class=bool(load_json(Path(res.vae)/"config.json")["vae"].get("unlabelled_class", False)),
-                          reports={s: {k: r[k] for k in ("reconstruction", "spectral", "class_histogram", "consistency", "image_fid_spectral", "rgb") if k in r}
-                                   for s, r in reps.items()},
+                          reports={s: brief(r) for s, r in reps.items()},
                           figures={k: str(figs/f"hyperspectral_{name}_{k}.png") for k in ("samples", "spectra")})
         save_json(dict(rows=rows, threads=torch.get_num_threads(), command=shlex.join([sys.executable.split("/")[-1], *sys.argv])), out)
         print(f"{name}: written to {out}", flush=True)

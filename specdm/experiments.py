@@ -353,7 +353,8 @@ def synthetic_set(checkpoint:str|Path, # latent-diffusion checkpoint (or the mai
     raw = write_synthetic(ckpt, out/"raw", n, sampler=sampler, steps=steps, eta=eta, seed=seed, batch_size=batch_size, device=device, progress=progress,
                           mode=mode, conditions=conditions, guidance_scale=guidance_scale)
     prepare("folder", out/"prepared", src=raw, bands=",".join(b["name"] for b in desc["bands"]), patch_size=desc["patch_size"],
-            val_fraction=0.0, class_names=",".join(desc["class_names"]), overwrite=True, checksums=False)
+            val_fraction=0.0, class_names=",".join(desc["class_names"]), overwrite=True, checksums=False,
+            max_invalid=1.0) # every generated pair is kept: one the model left mostly unlabelled (`unlabelled_class`) is still a pair it made
     save_json({**want, "weights_sha256": load_json(raw/"manifest.json")["weights_sha256"]}, out/"synthetic.json")
     return PreparedDataset(out/"prepared")
 

@@ -66,6 +66,7 @@ def test_downstream_experiment_at_200_bands(job):
     assert all(np.isfinite(row["mIoU"]) for row in r.rows)
     syn = PreparedDataset(d/"exp"/"synthetic"/"two_stream"/"prepared") # band_101 … band_110 were dropped: the names survive the round trip
     assert [b.name for b in syn.bands] == [b.name for b in ds.bands] and syn.class_names == ds.class_names
+    assert syn.meta["n"] == 4 # every generated pair kept, also those the model left mostly unlabelled
     np.testing.assert_allclose(syn.wavelengths, ds.wavelengths, atol=0.01) # GeoTIFF band tags hold 6 significant digits
 
 def test_job_figures_and_unlabelled_class_at_200_bands(job):

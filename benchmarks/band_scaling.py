@@ -1,7 +1,8 @@
 """Stage-1 and stage-2 cost against the band count (issue 13, item 4): training-step time, peak memory and multiply-adds
 at 10, 50, 100, 200 and 224 bands, with the main job's default widths, patch size and batch size.
 
-    python benchmarks/band_scaling.py [--spectral_proj 32] [--json results/band_scaling.json]
+    python benchmarks/band_scaling.py [--json results/band_scaling.json]
+    python benchmarks/band_scaling.py --bands 50 100 200 224 --spectral_proj 32   # the front end beside the plain branch (k < every band count)
     python benchmarks/band_scaling.py --quick                  # a few seconds: a smoke run at tiny sizes
 
 What is timed (each a forward + backward + AdamW step with gradient clipping at 1, as `specdm.train.run_job` trains):
@@ -212,7 +213,7 @@ def main():
     set_threads(a.threads); device = torch.device(a.device)
     if a._child: a._child = (a._child[0], int(a._child[1]), int(a._child[2])); return child(a)
     k = a.spectral_proj; Cs = sorted(a.bands)
-    if k and k >= min(Cs): raise SystemExit(f"--spectral_proj {k} must be smaller than every band count ({min(Cs)})")
+    if k and k >= min(Cs): raise SystemExit(f"--spectral_proj {k} must be smaller than every band count ({min(Cs)}): leave out the smaller ones, e.g. --bands {' '.join(str(C) for C in Cs if C > k) or k + 1}")
     f = 2 ** (len(job.vae_ch_mult) - 1)
     print(header(torch, f"band scaling: stage 1 at {a.size}-px crops x {a.batch}, stage 2 at {a.patch // f}-px latents x {a.ldm_batch}, "
                         f"{a.classes} classes, device {a.device}, {a.rounds} rounds after {a.warmup} warm-up"))

@@ -8,9 +8,16 @@
 3. sampling from the trained checkpoint on the GPU: pairs/s with decoding for DDIM-50 (η = 1) and DPM-Solver++-20,
    every value finite, and the sampled class shares against the real training split's.
 
+4. one larger run: the paper-size models of `configs/segmunich_gpu.yaml` (f = 4, U-Net 224 x (1, 2, 3, 4)) on built-in
+   scenes at 128-px patches for --scale_steps steps per stage: steady steps/s of each stage, peak GPU memory, the hours
+   that the config's full step counts would take at that rate, and DDIM-200 sampling pairs/s at that size.
+
+--json writes every figure to a file (`results/gpu_check.json` renders in `05_train_ldm`). --tiny runs the same steps at a
+few-second size (a smoke test on a CPU before a GPU session).
+
 Mixed precision's own check (what runs and what is recorded for no / fp16 / bf16) is `benchmarks/mixed_precision.py`.
 
-    python benchmarks/gpu_check.py [--out /tmp/gpu_check] [--precision bf16] [--n 512]
+    python benchmarks/gpu_check.py [--out /tmp/gpu_check] [--precision bf16] [--n 512] [--scale_steps 300] [--json F] [--tiny]
 """
 import argparse, json, math, os, sys, time
 from pathlib import Path
@@ -49,40 +56,91 @@ def stage_summary(run:Path, stage:str) -> str:
     return (f"{stage}: {log[-1].get('step')} steps, last loss {log[-1]['loss']:.4f}, records mixed_precision="
             f"{cfg['train'].get('mixed_precision')!r} {cfg.get('precision', '')}")
 
+def steady_rate(run:Path) -> float:
+    "Optimizer steps per second between a stage's first and last logged training records (start-up excluded)."
+    from specdm.core import read_log
+    log = [r for r in read_log(run) if "time" in r]
+    return (log[-1]["step"] - log[0]["step"]) / max(log[-1]["time"] - log[0]["time"], 1e-9) if len(log) > 1 else float("nan")
+
+def scale_check(out:Path, steps:int, precision:str, dev, tiny:bool) -> dict:
+    "Step 4: the paper-size models on built-in 128-px patches for `steps` per stage; rates, peak memory, sampling speed."
+    import torch, yaml
+    from specdm.sampling import load_ldm, sample_pairs
+    from specdm.train import JobConfig, run_job
+    p = yaml.safe_load((Path(__file__).parents[1]/"configs/segmunich_gpu.yaml").read_text())
+    full = dict(vae=p["vae_steps"], ldm=p["ldm_steps"]); p.pop("data_dir")
+    p.update(run_dir=str(out/"scale"), resume=False, vae_steps=steps, ldm_steps=steps, checkpoint_every=steps,
+             warmup_steps=min(p["warmup_steps"], steps // 2), mixed_precision=precision, n_scenes=16, scene_size=256)
+    if tiny: p.update(n_scenes=2, vae_ch=16, unet_channels=16, vae_batch_size=2, ldm_batch_size=2)
+    if dev.type == "cuda": torch.cuda.reset_peak_memory_stats()
+    t0 = time.time(); res = run_job(JobConfig.from_params(p)); wall = time.time() - t0
+    rate = {s: steady_rate(out/"scale"/s) for s in ("vae", "ldm")}
+    peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
+    m = load_ldm(res.ldm, dev); n = 4 if tiny else 64; ss = 5 if tiny else p["sample_steps"]
+    sample_pairs(m, 2, sampler="ddim", steps=2, batch_size=2, device=dev) # warm-up
+    if dev.type == "cuda": torch.cuda.synchronize()
+    t1 = time.time(); pairs = sample_pairs(m, n, sampler="ddim", steps=ss, eta=1.0, batch_size=n, seed=1, device=dev)
+    if dev.type == "cuda": torch.cuda.synchronize()
+    ps = n / (time.time() - t1)
+    hours = sum(full[s] / rate[s] for s in full) / 3600
+    r = dict(config="configs/segmunich_gpu.yaml", patch_size=p["patch_size"], steps_per_stage=steps, wall_s=round(wall, 1),
+             vae_steps_per_s=round(rate["vae"], 2), ldm_steps_per_s=round(rate["ldm"], 2), vae_batch=p["vae_batch_size"],
+             ldm_batch=p["ldm_batch_size"], peak_gib=round(peak, 2), full_config_hours=round(hours, 2),
+             full_steps=full, sampler=f"ddim-{ss}", sample_pairs_per_s=round(ps, 2), finite=bool(torch.isfinite(pairs.images).all()))
+    print(f"[4] paper size ({r['config']}, {p['patch_size']}-px, {precision}): stage 1 {r['vae_steps_per_s']} steps/s "
+          f"(batch {r['vae_batch']}), stage 2 {r['ldm_steps_per_s']} steps/s (batch {r['ldm_batch']}), peak {r['peak_gib']} GiB; "
+          f"the config's {full['vae']} + {full['ldm']} steps would take {r['full_config_hours']} h at these rates; "
+          f"DDIM-{ss}: {r['sample_pairs_per_s']} pairs/s with decoding, finite: {r['finite']}")
+    return r
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="/tmp/gpu_check"); p.add_argument("--precision", default="bf16")
     p.add_argument("--n", type=int, default=512); p.add_argument("--skip_fp32", action="store_true")
+    p.add_argument("--scale_steps", type=int, default=300, help="steps per stage of the paper-size run (0: skip it)")
+    p.add_argument("--json", default="", help="write the figures to this JSON file"); p.add_argument("--tiny", action="store_true")
     a = p.parse_args()
     import numpy as np, torch
     from specdm.data import PreparedDataset
     from specdm.sampling import NonFiniteError, load_ldm, sample_pairs
     from specdm.train import JobConfig, run_job
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"torch {torch.__version__}, device {torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'}, "
-          f"{torch.get_num_threads()} CPU threads, load {os.getloadavg()[0]:.1f}")
-    ok = gaussian_eps_check(dev)
+    rec = dict(torch=torch.__version__, device=torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+               cpu_threads=torch.get_num_threads(), load=round(os.getloadavg()[0], 1), main_job={}, sampling={})
+    def save(): # after every step, so that a run stopped at its time limit keeps what it measured
+        if a.json: Path(a.json).parent.mkdir(parents=True, exist_ok=True); Path(a.json).write_text(json.dumps(rec, indent=1))
+    print(f"torch {rec['torch']}, device {rec['device']}, {rec['cpu_threads']} CPU threads, load {rec['load']}")
+    ok = rec["samplers_exact_eps"] = gaussian_eps_check(dev); save()
+    size = dict(n_scenes=4, scene_size=64, patch_size=32, vae_steps=20, ldm_steps=20, warmup_steps=2, checkpoint_every=20) if a.tiny else {}
     runs = [a.precision] + ([] if a.skip_fp32 or a.precision == "no" else ["no"])
-    for prec in runs:
+    def main_job(prec):
         run = Path(a.out)/f"main_{prec}"; t0 = time.time()
-        res = run_job(JobConfig(run_dir=str(run), mixed_precision=prec, resume=False))
+        res = run_job(JobConfig(run_dir=str(run), mixed_precision=prec, resume=False, **size))
         dt = time.time() - t0
-        print(f"[2] main job, default size, mixed_precision={prec!r}: {dt:.0f} s in all")
+        rec["main_job"][prec] = dict(wall_s=round(dt, 1), vae_steps_per_s=round(steady_rate(run/"vae"), 2), ldm_steps_per_s=round(steady_rate(run/"ldm"), 2))
+        print(f"[2] main job, {'tiny' if a.tiny else 'default'} size, mixed_precision={prec!r}: {dt:.0f} s in all, "
+              f"stage 1 {rec['main_job'][prec]['vae_steps_per_s']} steps/s, stage 2 {rec['main_job'][prec]['ldm_steps_per_s']} steps/s")
         for stage in ("vae", "ldm"): print("    " + stage_summary(run, stage))
+        save(); return res
+    res = main_job(runs[0])
     ds = PreparedDataset(res.data); real = np.array(ds.meta["class_pixels"]["train"], float); real /= real.sum()
-    m = load_ldm(res.ldm, dev)
+    m = load_ldm(res.ldm, dev); n = 16 if a.tiny else a.n
     for sampler, steps, eta in (("ddim", 50, 1.0), ("dpmpp2m", 20, 0.0)):
         sample_pairs(m, 8, sampler=sampler, steps=steps, eta=eta, batch_size=8, device=dev) # warm-up
         if dev.type == "cuda": torch.cuda.synchronize()
         t0 = time.time()
-        try: pairs = sample_pairs(m, a.n, sampler=sampler, steps=steps, eta=eta, batch_size=128, seed=1, device=dev)
+        try: pairs = sample_pairs(m, n, sampler=sampler, steps=steps, eta=eta, batch_size=128, seed=1, device=dev)
         except NonFiniteError as e: print(f"[3] {sampler}-{steps}: FAIL {e}"); ok = False; continue
         if dev.type == "cuda": torch.cuda.synchronize()
         dt = time.time() - t0; finite = bool(torch.isfinite(pairs.images).all())
         share = np.bincount(pairs.masks.ravel().numpy(), minlength=len(real))[:len(real)].astype(float); share /= share.sum()
         gap = float(np.abs(share - real).max()) * 100; ok &= finite
-        print(f"[3] {sampler}-{steps} (eta {eta}) from the {runs[-1]!r} run: {a.n / dt:.0f} pairs/s with decoding, finite: {finite}, "
-              f"largest class-share gap to the real train split {gap:.1f} points")
+        rec["sampling"][f"{sampler}-{steps}"] = dict(eta=eta, pairs=n, pairs_per_s=round(n / dt, 1), finite=finite, class_share_gap_points=round(gap, 1))
+        print(f"[3] {sampler}-{steps} (eta {eta}) from the {runs[0]!r} run: {n / dt:.0f} pairs/s with decoding, finite: {finite}, "
+              f"largest class-share gap to the real train split {gap:.1f} points"); save()
+    if a.scale_steps: rec["paper_size"] = scale_check(Path(a.out), a.scale_steps, a.precision, dev, a.tiny); ok &= rec["paper_size"]["finite"]; save()
+    for prec in runs[1:]: main_job(prec)
+    rec["all_pass"] = bool(ok); save()
     print("all PASS" if ok else "FAIL"); sys.exit(0 if ok else 1)
 
 if __name__ == "__main__": main()

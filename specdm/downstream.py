@@ -21,8 +21,8 @@ from .data import PatchDataset, flip_rotate
 # %% auto #0
 __all__ = ['MiTVariant', 'MIT_SIZES', 'Task', 'Monitor', 'mit_min_size', 'segformer_config', 'SegFormer', 'MappedSegFormer',
            'ResNetEncoder', 'binary_edges', 'balanced_bce', 'PFSegNet', 'ChangeFormer', 'ConvLSTMCell', 'SiamCRNN',
-           'FitConfig', 'class_counts', 'median_frequency_weights', 'evaluate', 'FitResult', 'fit', 'SeedsResult',
-           'run_seeds', 'renormalized', 'mixed_dataset']
+           'SpectralCNN', 'FitConfig', 'class_counts', 'median_frequency_weights', 'evaluate', 'FitResult', 'fit',
+           'SeedsResult', 'run_seeds', 'renormalized', 'mixed_dataset']
 
 # %% ../nbs/08_downstream.ipynb #ef179815
 def _check_choice(name:str, value, options):
@@ -415,6 +415,28 @@ class SiamCRNN(nn.Module):
         for i in reversed(range(len(hs) - 1)):
             p = self.smooth[i](F.interpolate(p, size=hs[i].shape[-2:], mode="bilinear", align_corners=False) + hs[i])
         return _to_size(self.classifier(p), x.shape[-2:])
+
+# %% ../nbs/08_downstream.ipynb #fdf96e52
+class SpectralCNN(nn.Module):
+    """Spectral–spatial CNN for hyperspectral patches: 1×1 convolutions over each pixel's spectrum, then `spatial_layers`
+    3×3 convolutions, then a 1×1 classifier; logits (B, K, H, W) at the input resolution (no down-sampling)."""
+    def __init__(self, num_channels:int, # input bands C
+                 num_classes:int, # K
+                 *, width:int=64, # channels of every hidden layer
+                 spatial_layers:int=1, # 3×3 convolutions after the spectral layers; receptive field 2·spatial_layers + 1 px
+                 dropout:float=0.1): # channel dropout after the first spectral layer (`nn.Dropout2d`)
+        super().__init__()
+        if spatial_layers < 0: raise ValueError(f"spatial_layers must be >= 0, got {spatial_layers}")
+        block = lambda cin, k: [nn.Conv2d(cin, width, k, padding=k // 2), nn.BatchNorm2d(width), nn.ReLU()]
+        layers = [*block(num_channels, 1), nn.Dropout2d(dropout), *block(width, 1)]
+        for _ in range(spatial_layers): layers += block(width, 3)
+        self.net = nn.Sequential(*layers, nn.Conv2d(width, num_classes, 1))
+        self.config = dict(name="SpectralCNN", num_channels=num_channels, num_classes=num_classes, width=width,
+                           spatial_layers=spatial_layers, dropout=dropout)
+
+    def forward(self, x:torch.Tensor, # (B, C, H, W) in [-1, 1]
+               ) -> torch.Tensor: # (B, K, H, W) logits
+        return self.net(x)
 
 # %% ../nbs/08_downstream.ipynb #bee5afb4
 Task = Literal["seg", "change"]

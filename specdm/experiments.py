@@ -15,19 +15,19 @@ import torch
 import torch.nn as nn
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from .core import set_threads, check_fields, config_from_params, config_parser, get_device, load_json, parse_config, resolve_checkpoint, save_json, seed_everything
+from .core import CheckpointError, set_threads, check_fields, config_from_params, config_parser, get_device, load_json, parse_config, resolve_checkpoint, save_json, seed_everything
 from .data import ChangeDataset, PatchDataset, PreparedDataset, SegmentationDataset
-from .downstream import ChangeFormer, FitConfig, PFSegNet, SegFormer, SiamCRNN, evaluate, fit, renormalized
+from .downstream import ChangeFormer, FitConfig, PFSegNet, SegFormer, SiamCRNN, SpectralCNN, evaluate, fit, renormalized
 from .sampling import Conditions, SamplingMode, given_parts, needs_conditions
 
 # %% auto #0
-__all__ = ['Task', 'MODELS', 'GENERATORS', 'CPU_DEFAULTS', 'Protocol', 'ConditionSource', 'GeneratorData', 'SCALARS',
+__all__ = ['Task', 'MODELS', 'GENERATORS', 'CPU_DEFAULTS', 'Protocol', 'ConditionSource', 'GeneratorData', 'SCALARS', 'main',
            'build_model', 'ExperimentConfig', 'resolved', 'SyntheticRecipe', 'generator_recipes', 'Condition',
            'experiment_grid', 'limited_subset', 'split_by_item', 'heldout_dataset', 'real_splits', 'subset_patches',
            'limited_dataset', 'check_compatible', 'synthetic_conditions', 'synthetic_set', 'check_generator_data',
            'training_set', 'pretraining_set', 'weights_sha256', 'run_condition', 'ExperimentResult', 'run_experiment',
            'summarize', 'markdown_table', 'paper_table', 'ratio_table', 'gain_notes', 'plot_ratios',
-           'experiment_parser', 'main']
+           'experiment_parser', 'specdm_experiments']
 
 # %% ../nbs/09_experiments.ipynb #33a898e4
 Task = Literal["seg", "change"]
@@ -39,6 +39,7 @@ MODELS: dict[str, tuple[str, Callable[[int, int], nn.Module]]] = { # name: (task
     "segformer-cpu": ("seg", lambda C, K: SegFormer(C, K, **_HALF_B0)),
     "segformer-tiny": ("seg", lambda C, K: SegFormer(C, K, **_TINY_MIT, decoder_hidden_size=16)),
     "pfsegnet": ("seg", lambda C, K: PFSegNet(C, K)),
+    "spectral-cnn": ("seg", lambda C, K: SpectralCNN(C, K)), # hyperspectral patches (`08_downstream`: SpectralCNN)
     "changeformer": ("change", lambda C, K: ChangeFormer(C, K)),
     "changeformer-cpu": ("change", lambda C, K: ChangeFormer(C, K, hidden_sizes=(16, 32, 80, 128), depths=(1, 1, 1, 1),
                                                              num_heads=(1, 2, 5, 8), embedding_dim=32)),
@@ -625,14 +626,18 @@ def plot_ratios(rows:list[dict], task:Task, model:str, metric:str|None=None, ax=
 # %% ../nbs/09_experiments.ipynb #f5952bf7
 def experiment_parser():
     "argparse parser with one option per `ExperimentConfig` field, plus -f/--config YAML."
-    return config_parser(ExperimentConfig, "specdm.experiments", "Downstream experiments: real, synthetic and real + synthetic training sets.")
+    return config_parser(ExperimentConfig, "specdm_experiments", "Downstream experiments: real, synthetic and real + synthetic training sets, "
+                         "trained and tested for each model and seed; results.json and the tables go to out_dir. Each option below is a "
+                         "parameter of the notebook 09_experiments's parameter cell.")
 
-def main(argv:list[str]|None=None) -> ExperimentResult:
-    "Parse options (and -f YAML), run the experiment, print the tables."
+def specdm_experiments(argv:list[str]|None=None) -> ExperimentResult:
+    "Console entry point (`specdm_experiments`, `python -m specdm.experiments`): parse options (and -f YAML), run the experiment, print the tables."
     params = parse_config(experiment_parser(), ExperimentConfig, argv)
-    res = run_experiment(ExperimentConfig.from_params(params), progress=True)
+    try: res = run_experiment(ExperimentConfig.from_params(params), progress=True)
+    except (ValueError, FileNotFoundError, CheckpointError) as e: raise SystemExit(f"specdm_experiments: {e}")
     for m in res.config.models: print(paper_table(res.rows, res.config.task, m), "\n", ratio_table(res.rows, res.config.task, m), sep="\n")
     return res
 
 import sys
-if __name__ == "__main__" and str(getattr(sys.modules["__main__"], "__file__", "")).endswith("experiments.py"): main()  # python -m specdm.experiments
+main = specdm_experiments # the name before the console script
+if __name__ == "__main__" and str(getattr(sys.modules["__main__"], "__file__", "")).endswith("experiments.py"): specdm_experiments()  # python -m specdm.experiments

@@ -12,14 +12,17 @@
    scenes at 128-px patches for --scale_steps steps per stage: steady steps/s of each stage, peak GPU memory, the hours
    that the config's full step counts would take at that rate, and DDIM-200 sampling pairs/s at that size.
 
---json writes every figure to a file (`results/gpu_check.json` renders in `05_train_ldm`). --tiny runs the same steps at a
-few-second size (a smoke test on a CPU before a GPU session).
+--json writes every figure to a file (`results/gpu_check.json` renders in `05_train_ldm`), with the command and the date;
+--mixed_precision_json adds the verdicts that `benchmarks/mixed_precision.py --json` wrote. --tiny runs the same steps
+at a size of seconds (a smoke test on a CPU before a GPU session).
 
 Mixed precision's own check (what runs and what is recorded for no / fp16 / bf16) is `benchmarks/mixed_precision.py`.
 
-    python benchmarks/gpu_check.py [--out /tmp/gpu_check] [--precision bf16] [--n 512] [--scale_steps 300] [--json F] [--tiny]
+    python benchmarks/mixed_precision.py --json /tmp/mixed_precision.json
+    python benchmarks/gpu_check.py [--out /tmp/gpu_check] [--precision bf16] [--n 512] [--scale_steps 300] [--skip_fp32] \\
+        [--json results/gpu_check.json] [--mixed_precision_json /tmp/mixed_precision.json] [--tiny]
 """
-import argparse, json, math, os, sys, time
+import argparse, datetime, json, math, os, sys, time
 from pathlib import Path
 
 def gaussian_eps_check(device) -> bool:
@@ -75,7 +78,7 @@ def scale_check(out:Path, steps:int, precision:str, dev, tiny:bool) -> dict:
     if dev.type == "cuda": torch.cuda.reset_peak_memory_stats()
     t0 = time.time(); res = run_job(JobConfig.from_params(p)); wall = time.time() - t0
     rate = {s: steady_rate(out/"scale"/s) for s in ("vae", "ldm")}
-    peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else float("nan")
+    peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None # GPU memory only
     m = load_ldm(res.ldm, dev); n = 4 if tiny else 64; ss = 5 if tiny else p["sample_steps"]
     sample_pairs(m, 2, sampler="ddim", steps=2, batch_size=2, device=dev) # warm-up
     if dev.type == "cuda": torch.cuda.synchronize()
@@ -83,22 +86,26 @@ def scale_check(out:Path, steps:int, precision:str, dev, tiny:bool) -> dict:
     if dev.type == "cuda": torch.cuda.synchronize()
     ps = n / (time.time() - t1)
     hours = sum(full[s] / rate[s] for s in full) / 3600
-    r = dict(config="configs/segmunich_gpu.yaml", patch_size=p["patch_size"], steps_per_stage=steps, wall_s=round(wall, 1),
+    r = dict(config="configs/segmunich_gpu.yaml", precision=precision, patch_size=p["patch_size"], steps_per_stage=steps, wall_s=round(wall, 1),
              vae_steps_per_s=round(rate["vae"], 2), ldm_steps_per_s=round(rate["ldm"], 2), vae_batch=p["vae_batch_size"],
-             ldm_batch=p["ldm_batch_size"], peak_gib=round(peak, 2), full_config_hours=round(hours, 2),
+             ldm_batch=p["ldm_batch_size"], peak_gib=None if peak is None else round(peak, 2), full_config_hours=round(hours, 2),
              full_steps=full, sampler=f"ddim-{ss}", sample_pairs_per_s=round(ps, 2), finite=bool(torch.isfinite(pairs.images).all()))
     print(f"[4] paper size ({r['config']}, {p['patch_size']}-px, {precision}): stage 1 {r['vae_steps_per_s']} steps/s "
-          f"(batch {r['vae_batch']}), stage 2 {r['ldm_steps_per_s']} steps/s (batch {r['ldm_batch']}), peak {r['peak_gib']} GiB; "
+          f"(batch {r['vae_batch']}), stage 2 {r['ldm_steps_per_s']} steps/s (batch {r['ldm_batch']}), peak {'–' if peak is None else r['peak_gib']} GiB; "
           f"the config's {full['vae']} + {full['ldm']} steps would take {r['full_config_hours']} h at these rates; "
           f"DDIM-{ss}: {r['sample_pairs_per_s']} pairs/s with decoding, finite: {r['finite']}")
     return r
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="/tmp/gpu_check"); p.add_argument("--precision", default="bf16")
-    p.add_argument("--n", type=int, default=512); p.add_argument("--skip_fp32", action="store_true")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="/tmp/gpu_check", help="folder for the runs (checkpoints, data); not kept by anything")
+    p.add_argument("--precision", default="bf16", choices=["no", "fp16", "bf16"], help="mixed precision of the main job and the paper-size run")
+    p.add_argument("--n", type=int, default=512, help="pairs sampled per sampler from the main job's model")
+    p.add_argument("--skip_fp32", action="store_true", help="do not run the main job again in fp32 (precision 'no') at the end")
     p.add_argument("--scale_steps", type=int, default=300, help="steps per stage of the paper-size run (0: skip it)")
-    p.add_argument("--json", default="", help="write the figures to this JSON file"); p.add_argument("--tiny", action="store_true")
+    p.add_argument("--json", default="", help="write the figures to this JSON file")
+    p.add_argument("--mixed_precision_json", default="", help="a result file of benchmarks/mixed_precision.py --json, added to --json")
+    p.add_argument("--tiny", action="store_true", help="the same steps at a size of seconds, on any device (a smoke test)")
     a = p.parse_args()
     import numpy as np, torch
     from specdm.data import PreparedDataset
@@ -106,18 +113,24 @@ def main():
     from specdm.train import JobConfig, run_job
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     rec = dict(torch=torch.__version__, device=torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
-               cpu_threads=torch.get_num_threads(), load=round(os.getloadavg()[0], 1), main_job={}, sampling={})
+               cpu_threads=torch.get_num_threads(), load=round(os.getloadavg()[0], 1), main_job={}, sampling={},
+               date=datetime.date.today().isoformat(), commands=["python " + " ".join(sys.argv)])
+    if a.mixed_precision_json:
+        rec["mixed_precision"] = json.loads(Path(a.mixed_precision_json).read_text())
+        rec["commands"].insert(0, "python benchmarks/mixed_precision.py --json " + a.mixed_precision_json)
     def save(): # after every step, so that a run stopped at its time limit keeps what it measured
         if a.json: Path(a.json).parent.mkdir(parents=True, exist_ok=True); Path(a.json).write_text(json.dumps(rec, indent=1))
     print(f"torch {rec['torch']}, device {rec['device']}, {rec['cpu_threads']} CPU threads, load {rec['load']}")
     ok = rec["samplers_exact_eps"] = gaussian_eps_check(dev); save()
-    size = dict(n_scenes=4, scene_size=64, patch_size=32, vae_steps=20, ldm_steps=20, warmup_steps=2, checkpoint_every=20) if a.tiny else {}
+    size = dict(n_scenes=4, scene_size=64, patch_size=32, vae_steps=60, ldm_steps=60, warmup_steps=2, checkpoint_every=60) if a.tiny else {} # 60: two log records (every 25 steps) for a rate
     runs = [a.precision] + ([] if a.skip_fp32 or a.precision == "no" else ["no"])
     def main_job(prec):
         run = Path(a.out)/f"main_{prec}"; t0 = time.time()
         res = run_job(JobConfig(run_dir=str(run), mixed_precision=prec, resume=False, **size))
         dt = time.time() - t0
-        rec["main_job"][prec] = dict(wall_s=round(dt, 1), vae_steps_per_s=round(steady_rate(run/"vae"), 2), ldm_steps_per_s=round(steady_rate(run/"ldm"), 2))
+        c = JobConfig(**size)
+        rec["main_job"][prec] = dict(wall_s=round(dt, 1), vae_steps_per_s=round(steady_rate(run/"vae"), 2), ldm_steps_per_s=round(steady_rate(run/"ldm"), 2),
+                                     vae_batch=c.vae_batch_size, ldm_batch=c.ldm_batch_size)
         print(f"[2] main job, {'tiny' if a.tiny else 'default'} size, mixed_precision={prec!r}: {dt:.0f} s in all, "
               f"stage 1 {rec['main_job'][prec]['vae_steps_per_s']} steps/s, stage 2 {rec['main_job'][prec]['ldm_steps_per_s']} steps/s")
         for stage in ("vae", "ldm"): print("    " + stage_summary(run, stage))

@@ -10,7 +10,10 @@ It prints, per precision: the device, what the VAE and the latent-diffusion chec
   without bf16 support must fall back to fp32 with a warning and record "no";
 - on a CPU: fp16 must fall back to fp32 with a warning and record "no"; bf16 runs only where the CPU has bf16 units.
 
-    python benchmarks/mixed_precision.py [--out runs/bench_mixed_precision] [--precisions no,fp16,bf16] [--steps 20]
+    python benchmarks/mixed_precision.py [--out runs/bench_mixed_precision] [--precisions no,fp16,bf16] [--steps 20] [--json F]
+
+--json writes each precision's result and verdict to a file (`benchmarks/gpu_check.py --mixed_precision_json` adds it to
+its own)
 
 Under a minute per precision on one GPU (most of it process start and imports); each precision runs in its own
 process because Accelerate keeps one mixed-precision setting per process.
@@ -55,16 +58,18 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/bench_mixed_precision"); p.add_argument("--precisions", default="no,fp16,bf16")
     p.add_argument("--steps", type=int, default=20); p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--json", default="", help="write the results and verdicts to this JSON file")
     a = p.parse_args(); out = Path(a.out)
     if a.one: r = one(a.one, out/a.one, a.steps); (out/f"{a.one}.json").write_text(json.dumps(r)); return
-    shutil.rmtree(out, ignore_errors=True); fails = 0
+    shutil.rmtree(out, ignore_errors=True); fails = 0; results = []
     for prec in a.precisions.split(","):
         r = subprocess.run([sys.executable, __file__, "--one", prec, "--out", str(out), "--steps", str(a.steps)], capture_output=True, text=True)
         if r.returncode or not (out/f"{prec}.json").is_file(): print(f"{prec}: FAIL, the job exited {r.returncode}\n{r.stderr[-3000:]}"); fails += 1; continue
-        res = json.loads((out/f"{prec}.json").read_text()); v = verdict(res); fails += v.startswith("FAIL")
+        res = json.loads((out/f"{prec}.json").read_text()); v = verdict(res); fails += v.startswith("FAIL"); results.append(dict(res, verdict=v))
         print(f"asked {prec!r} on {res['device']} {res['gpu']}: VAE checkpoint records {res['vae_records']!r}, LDM records "
               f"{res['ldm_records']!r} {res['ldm_precision']}, convolutions ran in {res['conv_dtypes']}, {res['seconds']} s -> {v}")
         for m in res["warnings"]: print("   warned:", m)
+    if a.json: Path(a.json).parent.mkdir(parents=True, exist_ok=True); Path(a.json).write_text(json.dumps(results, indent=1))
     print("all PASS" if not fails else f"{fails} FAIL"); sys.exit(1 if fails else 0)
 
 if __name__ == "__main__": main()

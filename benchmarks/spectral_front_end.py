@@ -1,5 +1,5 @@
-"""The spectral front end against the plain image branch at equal training time (issue 13, item 4): reconstruction
-RMSE and SAD on the validation split of a prepared hyperspectral dataset.
+"""The spectral front end against the plain image branch at equal training time: reconstruction RMSE and SAD on the
+validation split of a prepared hyperspectral dataset.
 
     specdm_prepare --layout scene --src ../shared/data/hyperspectral/indian_pines --out prepared/indian_pines \\
         --patch_size 16 --block 32 --overlap 0.5 --max_invalid 0.75 --unlabelled 0
@@ -71,7 +71,7 @@ class Branch:
         self.evals.append(r); return r
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()), formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--data", required=True, help="prepared dataset (dataset.json) with train and val splits, e.g. Indian Pines or the EnMAP tiles")
     ap.add_argument("--seconds", type=float, default=600, help="training time of each branch (wall clock, batch loading included)")
     ap.add_argument("--spectral_proj", type=int, default=32, help="K, the front end's channels")

@@ -85,7 +85,7 @@ class ExperimentConfig:
     protocol:Protocol = "mixed" # real + synthetic runs: "mixed" (one training set), "pretrain_finetune" (synthetic, then real) or "real_share"
     real_share:float = 0.5 # protocol "real_share": the real items' share of every epoch, in (0, 1)
     seeds:tuple[int, ...] = (0, 1, 2) # training seeds (initial weights, data order, augmentation)
-    models:tuple[str, ...] = () # downstream models, names from specdm.experiments.MODELS; [] → the task's CPU default
+    models:tuple[str, ...] = () # downstream models, names from specdm.experiments.MODELS (e.g. segformer-cpu, spectral-cnn for hyperspectral patches, changeformer-cpu); [] → the task's CPU default
     epochs:int = 8 # maximum training epochs
     equal_steps:bool = True # every run's epoch has the size of the grid's largest training set (smaller sets cycled)
     batch_size:int = 16 # training batch size
@@ -223,13 +223,13 @@ def experiment_grid(ratios:Sequence[int]=(1, 2, 3, 4, 5), generators:Sequence[st
 # %% ../nbs/09_experiments.ipynb #ee400745
 def limited_subset(ds:PatchDataset, n:int, seed:int=0) -> Subset:
     "`n` patches of `ds` drawn at random (seeded), in storage order: the scarce real training set."
-    if not 1 <= n <= len(ds): raise ValueError(f"n_real must be in 1..{len(ds)} (the size of {ds.data.path}'s training split), got {n}")
+    if not 1 <= n <= len(ds): raise ValueError(f"n_real must be in 1..{len(ds)} (the size of {ds.data.path}'s training split), got {n} (--n_real; 0 means the task's CPU default)")
     return Subset(ds, np.sort(np.random.default_rng(seed).choice(len(ds), n, replace=False)).tolist())
 
 def split_by_item(ds:PatchDataset, fraction:float=0.5) -> tuple[Subset, Subset]:
     "Two parts of `ds`, whole source items each: the first ⌈(1−fraction)·items⌉ items, and the rest."
     items = ds.data.patches[ds.idx, 0]; names = np.unique(items)
-    if len(names) < 2: raise ValueError(f"{ds.data.path}: cannot split {len(names)} source item(s) into validation and test; give test_data")
+    if len(names) < 2: raise ValueError(f"{ds.data.path}: cannot split {len(names)} source item(s) into validation and test; give test_data (--test_data, a prepared dataset tested whole)")
     first = set(names[:max(1, min(len(names) - 1, math.ceil((1 - fraction) * len(names))))].tolist())
     a = [i for i, k in enumerate(items) if k in first]; b = [i for i, k in enumerate(items) if k not in first]
     return Subset(ds, a), Subset(ds, b)
@@ -482,7 +482,10 @@ def _variant_spec(cond:Condition) -> dict:
 
 def run_experiment(cfg:ExperimentConfig, progress:bool=False) -> ExperimentResult:
     "Run (or resume) the grid of `cfg` for every model and seed; write results.json in out_dir (with earlier runs of the same setup)."
-    cfg = resolved(cfg); out = Path(cfg.out_dir); device = get_device(cfg.device or None)
+    given = cfg.data; cfg = resolved(cfg); out = Path(cfg.out_dir); device = get_device(cfg.device or None)
+    if not given and not Path(cfg.data).is_dir():
+        raise FileNotFoundError(f"{cfg.data}: folder not found: without data (--data) the experiment reads the SpecDM run folder's "
+                                f"prepared data, <two_stream>/data; give data and two_stream (--two_stream), e.g. the main job's runs/specdm")
     set_threads(cfg.threads)
     data = PreparedDataset(cfg.data)
     if data.task != cfg.task: raise ValueError(f"{data.path} is a {data.task!r} dataset, the experiment's task is {cfg.task!r}")
@@ -598,7 +601,7 @@ def gain_notes(rows:list[dict], task:Task, model:str, metric:str|None=None) -> l
         name, ids = GENERATORS.get(g, g), d["ids"]
         if top in ids: out.append(cmp(ids[top], "real", f"real + {name} ×{top}{_tag(d)} vs real only"))
         best = max(ids, key=lambda k: S[(model, ids[k])][0])
-        if best != top: out.append(cmp(ids[best], "real", f"real + {name} ×{best}{_tag(d)} (its best ratio) vs real only"))
+        if best != top: out.append(cmp(ids[best], "real", f"real + {name} ×{best}{_tag(d)}, its best ratio, vs real only"))
     pairs = lambda L: [(a, b) for (ga, _), a in L.items() if ga == "two_stream" for (gb, _), b in L.items() if gb == "single_stream" and _setting(a["row"]) == _setting(b["row"])]
     for a, b in pairs(mix):
         if top in a["ids"] and top in b["ids"]: out.append(cmp(a["ids"][top], b["ids"][top], f"real + SpecDM ×{top}{_tag(a)} vs real + LDM ×{top}{_tag(b)}"))

@@ -21,13 +21,13 @@ from .downstream import ChangeFormer, FitConfig, PFSegNet, SegFormer, SiamCRNN, 
 from .sampling import Conditions, SamplingMode, given_parts, needs_conditions
 
 # %% auto #0
-__all__ = ['Task', 'MODELS', 'GENERATORS', 'CPU_DEFAULTS', 'Protocol', 'ConditionSource', 'GeneratorData', 'SCALARS', 'main',
+__all__ = ['Task', 'MODELS', 'GENERATORS', 'CPU_DEFAULTS', 'Protocol', 'ConditionSource', 'GeneratorData', 'SCALARS',
            'build_model', 'ExperimentConfig', 'resolved', 'SyntheticRecipe', 'generator_recipes', 'Condition',
            'experiment_grid', 'limited_subset', 'split_by_item', 'heldout_dataset', 'real_splits', 'subset_patches',
            'limited_dataset', 'check_compatible', 'synthetic_conditions', 'synthetic_set', 'check_generator_data',
            'training_set', 'pretraining_set', 'weights_sha256', 'run_condition', 'ExperimentResult', 'run_experiment',
            'summarize', 'markdown_table', 'paper_table', 'ratio_table', 'gain_notes', 'plot_ratios',
-           'experiment_parser', 'specdm_experiments']
+           'experiment_parser', 'main', 'specdm_experiments']
 
 # %% ../nbs/09_experiments.ipynb #33a898e4
 Task = Literal["seg", "change"]
@@ -633,14 +633,17 @@ def experiment_parser():
                          "trained and tested for each model and seed; results.json and the tables go to out_dir. Each option below is a "
                          "parameter of the notebook 09_experiments's parameter cell.")
 
-def specdm_experiments(argv:list[str]|None=None) -> ExperimentResult:
-    "Console entry point (`specdm_experiments`, `python -m specdm.experiments`): parse options (and -f YAML), run the experiment, print the tables."
+def main(argv:list[str]|None=None) -> ExperimentResult:
+    "Parse options (and -f YAML), run the experiment, print the tables; return the result (the console script returns nothing)."
     params = parse_config(experiment_parser(), ExperimentConfig, argv)
     try: res = run_experiment(ExperimentConfig.from_params(params), progress=True)
     except (ValueError, FileNotFoundError, CheckpointError) as e: raise SystemExit(f"specdm_experiments: {e}")
     for m in res.config.models: print(paper_table(res.rows, res.config.task, m), "\n", ratio_table(res.rows, res.config.task, m), sep="\n")
     return res
 
+def specdm_experiments(argv:list[str]|None=None) -> None:
+    "Console entry point (`specdm_experiments`, `python -m specdm.experiments`): `main`, exit status 0. (A console script's return value becomes its exit status: a result object would exit 1.)"
+    main(argv)
+
 import sys
-main = specdm_experiments # the name before the console script
 if __name__ == "__main__" and str(getattr(sys.modules["__main__"], "__file__", "")).endswith("experiments.py"): specdm_experiments()  # python -m specdm.experiments

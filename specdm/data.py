@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .core import atomic_write, file_sha256, load_json, save_json
+from .core import atomic_write, clean_partials, file_sha256, load_json, save_json, staged_folder
 
 # %% auto #0
 __all__ = ['S2_BANDS', 'BAND_PRESETS', 'MICROMETRE_LIKE', 'ENVI_BINARY_SUFFIXES', 'HUGE_FILL', 'WAVELENGTH_TOLERANCE',
@@ -1301,25 +1301,14 @@ def _band_stats(path:Path, # flat float32 file of patches
                 percentiles=list(percentiles), n_pixels=n.astype(int).tolist(), sampled_pixels=int(smp.shape[1]))
 
 # %% ../nbs/01_data.ipynb #fca78d78
-def _prepare_target(out:Path, overwrite:bool) -> Path:
-    "Check the destination and return a fresh hidden staging folder beside it."
+def _check_target(out:Path, overwrite:bool):
+    """Refuse a destination that is a file, or a folder with files in it unless `overwrite`; remove the staging folders
+    that killed runs left beside it. The dataset itself is written through `core.staged_folder`: a hidden folder that
+    replaces `out` only once complete."""
     if out.exists() and not out.is_dir(): raise DataError(out, "exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise DataError(out, "exists and is not empty; pass overwrite=True (--overwrite) to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for old in out.parent.glob(f".{out.name}.partial-*"): # left by a killed prepare
-        pid = old.name.rsplit("-", 1)[-1]
-        if not (pid.isdigit() and Path(f"/proc/{pid}").exists()): shutil.rmtree(old, ignore_errors=True)
-    stage = out.parent/f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(stage, ignore_errors=True); stage.mkdir()
-    return stage
-
-def _commit(stage:Path, out:Path):
-    "Move a finished staging folder into place, replacing `out` only after the new one is complete."
-    old = out.parent/f".{out.name}.old-{os.getpid()}"
-    if out.exists(): os.replace(out, old)
-    os.replace(stage, out)
-    shutil.rmtree(old, ignore_errors=True)
+    if out.parent.is_dir(): clean_partials(out.parent)
 
 # %% ../nbs/01_data.ipynb #630b39e7
 def dataset_radiometry(rads:Sequence[Radiometry|None], # one per item; None: as stored
@@ -1398,13 +1387,12 @@ def prepare_dataset(items:Iterable[Item], # from a layout: segmunich_items, oscd
     K = len(class_names)
     if not 0 < K <= 255 or ignore_index < K or ignore_index > 255: raise ValueError(f"need 1..255 classes and an ignore index in K..255 (K={K}, ignore {ignore_index})")
     sel = select_bands(bands); C, P, T = len(sel), patch_size, (2 if task == "change" else 1)
-    out = Path(out); stage = _prepare_target(out, overwrite)
-    try: meta = _write_patches(items, stage, out, task=task, sel=sel, class_names=list(class_names), P=P, T=T, overlap=overlap,
-                               max_invalid=max_invalid, ignore_index=ignore_index, percentiles=percentiles,
-                               max_stat_pixels=max_stat_pixels, params=params, checksums=checksums, progress=progress, spectral=spectral)
-    except BaseException: shutil.rmtree(stage, ignore_errors=True); raise
-    save_json(meta, stage/"dataset.json") # written last: its presence marks a complete dataset
-    _commit(stage, out)
+    out = Path(out); _check_target(out, overwrite)
+    with staged_folder(out) as stage: # removed on any error; replaces `out` only when complete
+        meta = _write_patches(items, stage, out, task=task, sel=sel, class_names=list(class_names), P=P, T=T, overlap=overlap,
+                              max_invalid=max_invalid, ignore_index=ignore_index, percentiles=percentiles,
+                              max_stat_pixels=max_stat_pixels, params=params, checksums=checksums, progress=progress, spectral=spectral)
+        save_json(meta, stage/"dataset.json") # written last: its presence marks a complete dataset
     return out
 
 # %% ../nbs/01_data.ipynb #97534056

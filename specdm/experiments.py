@@ -182,7 +182,7 @@ class Condition:
     ratio:int = 0 # synthetic pairs per real pair
     protocol:Protocol = "mixed" # real + synthetic only
     real_share:float = 0.5 # protocol "real_share" only
-    recipe:SyntheticRecipe = SyntheticRecipe() # how the synthetic pairs were made (not for real only)
+    recipe:SyntheticRecipe = field(default_factory=SyntheticRecipe) # how the synthetic pairs were made (not for real only)
     def parts(self) -> list[tuple[str, str]]:
         "(id tag, label) of what differs from the paper's protocol: the recipe's settings, then the protocol."
         if self.kind == "real": return []

@@ -21,11 +21,12 @@ from .vae import VAEBase, load_vae
 # %% auto #0
 __all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'SamplingMode', 'PARTS', 'Layout', 'timestep_grid',
            'StepOutput', 'Sampler', 'DDPMSampler', 'DDIMSampler', 'DPMSolverPP2M', 'make_sampler', 'resolve_spacing',
-           'run_spacing', 'NonFiniteError', 'sample_generators', 'denoise', 'LatentDiffusion', 'load_ldm', 'Pairs',
-           'given_parts', 'needs_conditions', 'Conditions', 'load_conditions', 'check_mode', 'mode_conditions',
-           'encode_given', 'GivenParts', 'generate', 'BudgetError', 'MinShare', 'pair_allowance', 'Acceptance', 'draw',
-           'sample_pairs', 'write_test_checkpoint', 'source_dtype', 'source_radiometry', 'stored_image', 'to_dtype',
-           'write_synthetic', 'sample_parser', 'specdm_sample', 'show_pairs', 'class_spectra', 'plot_class_spectra']
+           'run_spacing', 'NonFiniteError', 'sample_generators', 'denoise', 'DiffusersSampler', 'LatentDiffusion',
+           'load_ldm', 'Pairs', 'given_parts', 'needs_conditions', 'Conditions', 'load_conditions', 'check_mode',
+           'mode_conditions', 'encode_given', 'GivenParts', 'generate', 'BudgetError', 'MinShare', 'pair_allowance',
+           'Acceptance', 'draw', 'sample_pairs', 'write_test_checkpoint', 'source_dtype', 'source_radiometry',
+           'stored_image', 'to_dtype', 'write_synthetic', 'sample_parser', 'specdm_sample', 'show_pairs',
+           'class_spectra', 'plot_class_spectra']
 
 # %% ../nbs/06_sampling.ipynb #399026fb
 Spacing = Literal["trailing", "logsnr", "leading", "linspace"]
@@ -82,6 +83,7 @@ class Sampler:
         self.timesteps, self.prev = torch.from_numpy(t), torch.from_numpy(s)
         return self.timesteps
     def needs_noise(self, i:int) -> bool: return False
+    def model_input(self, x:Tensor, i:int) -> Tensor: return x # what the network sees at grid index i (diffusers' `scale_model_input`)
     def _split(self, out:Tensor, x:Tensor, t:int) -> tuple[Tensor, Tensor]:
         "(x0, eps) from a network output at step t, in float64."
         a, s = self.ab[t].sqrt(), (1 - self.ab[t]).sqrt(); x, out = x.double(), out.double()
@@ -160,16 +162,20 @@ class DPMSolverPP2M(Sampler):
 
 # %% ../nbs/06_sampling.ipynb #e7d7270d
 SamplerName = Literal["ddpm", "ddim", "dpmpp2m"]
-def make_sampler(name:SamplerName, diffusion:GaussianDiffusion, eta:float=0.0,
+def make_sampler(name:SamplerName, # or a specdm `Sampler`, or a diffusers scheduler (wrapped in `DiffusersSampler`)
+                 diffusion:GaussianDiffusion, eta:float=0.0,
                  spacing:Spacing|None=None) -> Sampler: # timestep grid; None: `DEFAULT_SPACING[name]`
-    "A sampler by name: 'ddpm', 'ddim' (with `eta`) or 'dpmpp2m', on the timestep grid `spacing`."
+    "A sampler by name: 'ddpm', 'ddim' (with `eta`) or 'dpmpp2m', on the timestep grid `spacing`; or a diffusers scheduler, checked against `diffusion`."
+    if isinstance(name, Sampler): return name
+    if not isinstance(name, str): return DiffusersSampler.wrap(name, diffusion, eta)
     if name == "ddpm": return DDPMSampler(diffusion, spacing)
     if name == "ddim": return DDIMSampler(diffusion, eta, spacing)
     if name == "dpmpp2m": return DPMSolverPP2M(diffusion, spacing)
     raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(get_args(SamplerName))}")
 
 def resolve_spacing(sampler:SamplerName, spacing:Spacing|None=None) -> Spacing:
-    "The grid a sampler runs on: `spacing`, or the sampler's default when None."
+    "The grid a sampler runs on: `spacing`, or the sampler's default when None; a diffusers scheduler's own `timestep_spacing`."
+    if not isinstance(sampler, str): return getattr(getattr(sampler, "config", None), "timestep_spacing", None) or getattr(sampler, "spacing", None)
     return DEFAULT_SPACING[sampler] if spacing is None else spacing
 
 def run_spacing(run:dict) -> Spacing:
@@ -197,11 +203,19 @@ def _nonfinite_parts(x:Tensor, split:Sequence[int]|None) -> str:
 
 @torch.no_grad()
 def denoise(model:Callable, # (x_t (B, C, h, w), t (B,)) -> eps or v
-            sampler:Sampler, shape:tuple[int, ...], # (C, h, w) of one latent
+            sampler:Sampler, # a specdm sampler, or a diffusers scheduler (with `diffusion`; see `DiffusersSampler`)
+            shape:tuple[int, ...], # (C, h, w) of one latent
             steps:int, gens:list[torch.Generator], device:torch.device|str="cpu", progress:bool=False,
             split:Sequence[int]|None=None, # channels of each part of the joint latent, to name the one that went non-finite
+            diffusion:GaussianDiffusion|None=None, # the model's process: needed (and checked) when `sampler` is a diffusers scheduler
            ) -> Tensor:
-    "Run `sampler` for `steps` steps from N(0, I) noise; (B, C, h, w) latents. Raises `NonFiniteError` on NaN/inf."
+    """Run `sampler` for `steps` steps from N(0, I) noise; (B, C, h, w) latents. Raises `NonFiniteError` on NaN/inf,
+    `TypeError` for a diffusers scheduler without `diffusion`, `ValueError` for one that does not fit the model."""
+    if not isinstance(sampler, Sampler):
+        if diffusion is None: raise TypeError(f"denoise: {type(sampler).__name__} is not a specdm sampler; pass the model's diffusion "
+                                              f"(diffusion=...) to run a diffusers scheduler, so that its schedule and prediction type are checked")
+        sampler = DiffusersSampler(sampler, diffusion)
+    if isinstance(sampler, DiffusersSampler): sampler.generators = gens # schedulers that draw their own noise draw it per sample
     x = _randn(shape, gens, device); ts = sampler.set_timesteps(steps)
     first_bad = torch.full((), -1, dtype=torch.long, device=x.device)  # grid index where x first went non-finite
     it = range(len(ts))
@@ -211,13 +225,78 @@ def denoise(model:Callable, # (x_t (B, C, h, w), t (B,)) -> eps or v
     for i in it:
         t = torch.full((x.shape[0],), int(ts[i]), device=device, dtype=torch.long)
         noise = _randn(shape, gens, device) if sampler.needs_noise(i) else None
-        x = sampler.step(model(x, t), i, x, noise).prev_sample
+        x = sampler.step(model(sampler.model_input(x, i), t), i, x, noise).prev_sample
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(x).all(), i, first_bad)  # no sync
     if not torch.isfinite(x).all():  # the one sync per batch
         i = int(first_bad)
         raise NonFiniteError(f"{sampler.name} ({len(ts)} steps, {sampler.spacing} grid): {_nonfinite_parts(x, split)} went non-finite "
                              f"at step {i + 1} of {len(ts)} (t = {int(ts[i])})")
     return x
+
+# %% ../nbs/06_sampling.ipynb #66b62e3f
+import inspect
+
+class DiffusersSampler(Sampler):
+    """A diffusers scheduler behind specdm's sampler interface (`denoise`, `generate`, `sample_pairs`), checked against the
+    model's diffusion process. Raises `TypeError` for an object without `step`/`set_timesteps`, `ValueError` when the
+    scheduler's training steps, noise schedule (ᾱ within 1e-5) or prediction type differ from the model's, and at
+    `set_timesteps` when its timesteps are not integers. Source: diffusers' `SchedulerMixin` interface."""
+    stochastic = True
+    def __init__(self, scheduler, # a diffusers scheduler, e.g. `DDIMScheduler(**DiffusersSampler.config_for(model.diffusion))`
+                 diffusion:GaussianDiffusion, # the model's process
+                 **step_kwargs): # passed to every `scheduler.step`, e.g. eta=1.0 for `DDIMScheduler`
+        what = type(scheduler).__name__
+        if not (callable(getattr(scheduler, "step", None)) and callable(getattr(scheduler, "set_timesteps", None))):
+            raise TypeError(f"{what}: not a diffusers scheduler (no step / set_timesteps)")
+        self.name = f"diffusers.{what}"; super().__init__(diffusion)
+        cfg = scheduler.config; T = int(cfg.num_train_timesteps)
+        if T != diffusion.T: raise ValueError(f"{what}: num_train_timesteps is {T}, but the model was trained with {diffusion.T} steps")
+        err = (torch.as_tensor(scheduler.alphas_cumprod, dtype=torch.float64) - self.ab.cpu()).abs().max().item()
+        if err > 1e-5: raise ValueError(f"{what}: its noise schedule is not the model's (alphas_cumprod differs by up to {err:.3g}); "
+                                        f"build it with DiffusersSampler.config_for(model.diffusion)")
+        if getattr(cfg, "clip_sample", False) or getattr(cfg, "thresholding", False):
+            raise ValueError(f"{what}: clip_sample / thresholding would clip the predicted latent to [-1, 1], but latents are not bounded; "
+                             f"build it with clip_sample=False, thresholding=False (DiffusersSampler.config_for(model.diffusion, {what}))")
+        want = {"eps": "epsilon", "v": "v_prediction"}[diffusion.parameterization]
+        if cfg.prediction_type != want: raise ValueError(f"{what}: prediction_type is {cfg.prediction_type!r}, but the model predicts "
+                                                         f"{diffusion.parameterization!r} ({want!r})")
+        self.scheduler, self.step_kwargs, self.generators = scheduler, step_kwargs, None
+        self.spacing = getattr(cfg, "timestep_spacing", None) or "scheduler's own"
+        params = inspect.signature(scheduler.step).parameters
+        self._variance_noise, self._generator = "variance_noise" in params, "generator" in params
+
+    @staticmethod
+    def config_for(diffusion:GaussianDiffusion, scheduler_class=None) -> dict:
+        """Scheduler arguments that reproduce `diffusion`: its steps, betas and prediction type; with `scheduler_class`,
+        also `clip_sample=False` where the class has that option (DDIM's and DDPM's default, True, clips latents)."""
+        out = dict(num_train_timesteps=diffusion.T, trained_betas=diffusion.betas.tolist(),
+                   prediction_type={"eps": "epsilon", "v": "v_prediction"}[diffusion.parameterization])
+        if scheduler_class is not None and "clip_sample" in inspect.signature(scheduler_class).parameters: out["clip_sample"] = False
+        return out
+
+    @classmethod
+    def wrap(cls, scheduler, diffusion:GaussianDiffusion, eta:float=0.0) -> DiffusersSampler:
+        "Wrap `scheduler`; `eta` goes to its `step` when it takes one (DDIM), else must be 0."
+        takes_eta = "eta" in inspect.signature(scheduler.step).parameters
+        if eta and not takes_eta: raise ValueError(f"{type(scheduler).__name__} has no eta; leave eta at 0")
+        return cls(scheduler, diffusion, **({"eta": float(eta)} if takes_eta else {}))
+
+    def set_timesteps(self, steps:int) -> Tensor:
+        self.scheduler.set_timesteps(steps)
+        ts = torch.as_tensor(self.scheduler.timesteps).cpu()
+        if not torch.equal(ts, ts.round()): raise ValueError(f"{self.name}: its timesteps are not integers ({ts[:3].tolist()} ...); "
+                                                             f"the U-Net is conditioned on integer steps")
+        self.timesteps = ts.long(); self.prev = torch.cat([self.timesteps[1:], torch.tensor([-1])])
+        return self.timesteps
+    def needs_noise(self, i:int) -> bool: return self._variance_noise
+    def model_input(self, x:Tensor, i:int) -> Tensor: return self.scheduler.scale_model_input(x, self.scheduler.timesteps[i])
+    def step(self, model_output:Tensor, i:int, x:Tensor, noise:Tensor|None=None) -> StepOutput:
+        t, kw = self.scheduler.timesteps[i], dict(self.step_kwargs)
+        if self._variance_noise and noise is not None: kw["variance_noise"] = noise.to(x.dtype)
+        elif self._generator and self.generators is not None: kw["generator"] = self.generators
+        out = self.scheduler.step(model_output, t, x, **kw)
+        x0 = getattr(out, "pred_original_sample", None)
+        return StepOutput(out.prev_sample, x0 if x0 is not None else self._split(model_output, x, int(t))[0].to(x.dtype))
 
 # %% ../nbs/06_sampling.ipynb #f18a8b23
 @dataclass
@@ -644,7 +723,8 @@ def draw(m:LatentDiffusion, keys:Sequence[int], # sample indices wanted
 # %% ../nbs/06_sampling.ipynb #118620ac
 def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint folder or a loaded model
                  n:int, # number of pairs
-                 *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0,
+                 *, sampler:SamplerName="ddim", # "ddim", "ddpm", "dpmpp2m", or a diffusers scheduler built for the model (`DiffusersSampler`)
+                 steps:int=50, eta:float=0.0,
                  spacing:Spacing|None=None, # timestep grid; None: the sampler's default (`DEFAULT_SPACING`)
                  batch_size:int=16, seed:int=0,
                  start:int=0, # index of the first sample (to continue or shard a run)
@@ -676,7 +756,10 @@ def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint fold
     keys = sorted(got); P, C = m.data["patch_size"], len(m.data["bands"])
     images = torch.stack([got[k][1] for k in keys]) if keys else torch.zeros((0, 2, C, P, P) if m.task == "change" else (0, C, P, P))
     masks = torch.stack([got[k][2] for k in keys]) if keys else torch.zeros((0, P, P), dtype=torch.long)
-    info = dict(sampler=sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, start=start, n=n, checkpoint=str(m.path) if m.path else None,
+    if not isinstance(sampler, str): # a diffusers scheduler: its class and config say how the pairs were made
+        info_sampler = dict(sampler=f"diffusers.{type(sampler).__name__}", scheduler_config={k: v for k, v in dict(sampler.config).items() if not k.startswith("_")})
+    else: info_sampler = dict(sampler=sampler)
+    info = dict(**info_sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, start=start, n=n, checkpoint=str(m.path) if m.path else None,
                 mode=mode, guidance_scale=guidance_scale, conditions=None if cond is None else dict(source=cond.source, count=len(cond), rows=_condition_rows(keys, len(cond))))
     if rule:
         cand = [got[k][0] for k in keys]

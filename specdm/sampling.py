@@ -11,12 +11,14 @@ from typing import Callable, Literal, Sequence, get_args
 
 import numpy as np
 import torch
+from fastcore.basics import patch
+from huggingface_hub import ModelCard, ModelHubMixin
 from torch import Tensor
 
-from .core import set_threads, CheckpointError, get_device, load_checkpoint, process_rank, resolve_checkpoint
+from .core import set_threads, CheckpointError, get_device, load_checkpoint, process_rank, resolve_checkpoint, save_checkpoint, staged_folder
 from .data import Normalizer
 from .ddpm import DiffusionConfig, GaussianDiffusion, UNet, UNetConfig
-from .vae import VAEBase, load_vae
+from .vae import VAEBase, load_vae, write_vae_checkpoint
 
 # %% auto #0
 __all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'SamplingMode', 'PARTS', 'Layout', 'timestep_grid',
@@ -300,8 +302,10 @@ class DiffusersSampler(Sampler):
 
 # %% ../nbs/06_sampling.ipynb #f18a8b23
 @dataclass
-class LatentDiffusion:
-    "A trained SpecDM model: frozen VAE, denoising U-Net, diffusion process, latent scale and data description."
+class LatentDiffusion(ModelHubMixin, library_name="specdm", tags=["remote-sensing", "latent-diffusion", "synthetic-data"],
+                      repo_url="https://github.com/specdm/specdm", docs_url="https://specdm.github.io/specdm"):
+    """A trained SpecDM model: frozen VAE, denoising U-Net, diffusion process, latent scale and data description.
+    `save_pretrained` / `from_pretrained` (huggingface_hub's `ModelHubMixin`) write and read it with a model card."""
     vae: VAEBase
     unet: UNet
     diffusion: GaussianDiffusion
@@ -309,6 +313,7 @@ class LatentDiffusion:
     latent_shape: tuple # (C, h, w) of one joint latent
     data: dict # bands, class_names, task, ignore_index, lo, hi, patch_size, source
     path: Path|None = None # checkpoint folder it was loaded from
+    config: dict = field(default_factory=dict) # the checkpoint's config.json (training configuration included); `save_pretrained` writes it back
     @property
     def normalizer(self) -> Normalizer: return Normalizer(np.array(self.data["lo"]), np.array(self.data["hi"]))
     @property
@@ -337,7 +342,78 @@ def load_ldm(path:str|Path, # checkpoint folder, or a folder with a `latest` poi
     vae = load_vae(folder/"vae", device)
     if channels_last: vae = vae.to(memory_format=torch.channels_last)
     return LatentDiffusion(vae, unet.eval(), GaussianDiffusion.from_config(DiffusionConfig(**cfg["diffusion"])),
-                           float(cfg["scale_factor"]), tuple(cfg["latent_shape"]), cfg["data"], folder)
+                           float(cfg["scale_factor"]), tuple(cfg["latent_shape"]), cfg["data"], folder, config=cfg | {"weights": "ema" if ema else "model"})
+
+# %% ../nbs/06_sampling.ipynb #8c025671
+def _card_table(header:Sequence[str], rows:Sequence[Sequence]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in rows])
+
+def _report_lines(report:dict) -> list[str]:
+    "The headline numbers of a `specdm.metrics` report, one line each."
+    from specdm.metrics import summary_line
+    real, syn = report.get("real", {}), report.get("synthetic", {})
+    return [f"Compared with {real.get('n', '?')} real pairs ({real.get('name', '')}, split {real.get('split', '?')}) by `specdm.metrics.evaluate`, "
+            f"{syn.get('n', '?')} synthetic pairs ({report.get('created', '')}):", "", summary_line(report)]
+
+@patch
+def generate_model_card(self:LatentDiffusion, report:dict|str|Path|None=None) -> ModelCard:
+    "The model card (`README.md`) of a SpecDM model: data, bands, classes, latent, settings, training, quality report."
+    from dataclasses import asdict
+    from huggingface_hub import ModelCardData
+    d, c = self.data, self.config; task = "change detection" if d.get("task") == "change" else "semantic segmentation"
+    if isinstance(report, (str, Path)): report = json.loads(Path(report).read_text())
+    meta = ModelCardData(library_name="specdm", tags=["remote-sensing", "multispectral" if len(d["bands"]) <= 20 else "hyperspectral",
+                                                      "latent-diffusion", "synthetic-data", "change-detection" if d.get("task") == "change" else "image-segmentation"])
+    bands = [(b.get("name"), b.get("wavelength"), b.get("fwhm"), b.get("resolution")) if isinstance(b, dict) else (b, None, None, None) for b in d["bands"]]
+    out = [f"# SpecDM: image–mask pairs for {task}", "",
+           f"A two-stream latent diffusion model (SpecDM) that generates {'two-date images and their change masks' if d.get('task') == 'change' else 'multispectral images together with their class masks'}, "
+           f"trained with [specdm](https://github.com/specdm/specdm) on `{d.get('source', '?')}`: {d.get('patch_size')}-px patches, {len(bands)} bands, {len(d['class_names'])} classes.", "",
+           "```python", "from specdm.sampling import LatentDiffusion, sample_pairs",
+           "m = LatentDiffusion.from_pretrained(\"<this folder>\")", "pairs = sample_pairs(m, 16, eta=1.0)  # images in the source's units, masks as class indices", "```", "",
+           "## Data", "", f"- source: `{d.get('source', '?')}`" + (f" (layout `{d['params']['layout']}`)" if d.get("params", {}).get("layout") else ""),
+           f"- task: {task}; patch size {d.get('patch_size')} px; ignore index {d.get('ignore_index', 255)}",
+           f"- units of the generated images: {d.get('radiometry', {}).get('units', 'as stored')}; stored type {d.get('source_dtype', '?')}", "",
+           "## Bands", "", _card_table(("band", "wavelength (nm)", "FWHM (nm)", "resolution (m)"), bands), "",
+           "## Classes", "", _card_table(("index", "class", "training pixels"), [(k, n, (d.get("class_pixels") or [None] * len(d["class_names"]))[k]) for k, n in enumerate(d["class_names"])]), "",
+           "## Model", "", f"- latent: {tuple(self.latent_shape)} per sample (parts {c.get('latent_split')}), scale factor {self.scale_factor:.6g}",
+           f"- stage 1 (VAE): {type(self.vae).__name__}, {json.dumps(self.vae.config.to_dict())}",
+           f"- stage 2 (U-Net): {json.dumps(asdict(self.unet.cfg))}", f"- diffusion: {json.dumps(c.get('diffusion', {}))}",
+           f"- weights: {c.get('weights', 'ema')}; trained {c.get('step', '?')} steps; precision {c.get('precision', {}).get('used', '?')}", "",
+           "## Training", "", "```json", json.dumps(c.get("train", {}), indent=1), "```", ""]
+    out += ["## Quality", ""] + (_report_lines(report) if report else ["No quality report was given; `specdm_evaluate` makes one."])
+    return ModelCard(f"---\n{meta.to_yaml()}\n---\n\n" + "\n".join(out) + "\n")
+
+@patch
+def _save_pretrained(self:LatentDiffusion, save_directory:Path):
+    if not self.config: raise ValueError("save_pretrained: this model was not loaded from a checkpoint (load_ldm), so it has no config to write")
+    d = Path(save_directory); w = self.unet.state_dict()
+    cfg = {k: v for k, v in self.config.items() if k != "_files"} | {"exported_from": str(self.path) if self.path else None}
+    vae_extra = {k: v for k, v in (load_checkpoint(self.path/"vae")[0] if self.path and (self.path/"vae"/"config.json").is_file() else {}).items()
+                 if k not in ("format", "version", "vae")}
+    write_vae_checkpoint(self.vae, d/"vae", extra=vae_extra)
+    save_checkpoint(d, {"model": w, "ema": {f"shadow.{k}": v for k, v in w.items()}}, cfg)
+
+@patch
+def save_pretrained(self:LatentDiffusion, save_directory:str|Path, # destination folder (absent, empty, or replaced with `overwrite`)
+                    *, report:dict|str|Path|None=None, # a `specdm.metrics` report (dict or its JSON file) for the model card
+                    overwrite:bool=False) -> Path:
+    "Write the model (config, weights, VAE) and its model card to `save_directory` atomically. Raises `FileExistsError` for a folder with files in it."
+    out = Path(save_directory)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out}: exists and is not empty; pass overwrite=True to replace it")
+    with staged_folder(out) as stage: ModelHubMixin.save_pretrained(self, stage, model_card_kwargs=dict(report=report))
+    return out
+
+@patch(cls_method=True)
+def _from_pretrained(cls:LatentDiffusion, *, model_id:str, revision=None, cache_dir=None, force_download:bool=False, local_files_only:bool=False,
+                     token=None, device=None, ema:bool=True, channels_last:bool=False, **config_fields) -> LatentDiffusion:
+    "A local folder is loaded as it is; anything else is taken as a Hub repository and downloaded first."
+    folder = Path(model_id)
+    if not folder.is_dir():
+        from huggingface_hub import snapshot_download
+        folder = Path(snapshot_download(repo_id=model_id, revision=revision, cache_dir=cache_dir, force_download=force_download,
+                                        local_files_only=local_files_only, token=token))
+    return load_ldm(folder, device, ema=ema, channels_last=channels_last)
 
 # %% ../nbs/06_sampling.ipynb #1be8d2d2
 @dataclass

@@ -18,10 +18,10 @@ from safetensors.torch import load as st_load, save as st_save
 __all__ = ['process_rank', 'seed_everything', 'get_device', 'atomic_write', 'save_json', 'load_json', 'file_sha256',
            'CheckpointError', 'save_tensors', 'load_tensors', 'save_checkpoint', 'load_checkpoint', 'epoch_batches',
            'SeededItems', 'micro_batches', 'rng_state', 'set_rng_state', 'append_log', 'read_log', 'trim_log',
-           'staged_folder', 'clean_partials', 'commit_step', 'resolve_checkpoint', 'coerce_value', 'field_types',
-           'check_fields', 'config_from_params', 'notebook_params', 'HelpFormatter', 'config_parser', 'parse_config',
-           'cpu_has_bf16', 'runnable_precision', 'cores_available', 'thread_count', 'set_threads', 'adamw',
-           'StepProgress']
+           'tracker_options', 'flat_hparams', 'start_tracking', 'log_record', 'stop_tracking', 'staged_folder',
+           'clean_partials', 'commit_step', 'resolve_checkpoint', 'coerce_value', 'field_types', 'check_fields',
+           'config_from_params', 'notebook_params', 'HelpFormatter', 'config_parser', 'parse_config', 'cpu_has_bf16',
+           'runnable_precision', 'cores_available', 'thread_count', 'set_threads', 'adamw', 'StepProgress']
 
 # %% ../nbs/00_core.ipynb #0f319eca
 def process_rank() -> int:
@@ -200,6 +200,39 @@ def trim_log(run_dir:str|Path, step:int):
     "Keep only the records up to `step` (before resuming from the checkpoint at `step`)."
     recs = [r for r in read_log(run_dir) if r.get("step", 0) <= step]
     with atomic_write(Path(run_dir)/"log.jsonl", "w", encoding="utf-8") as f: f.writelines(json.dumps(r) + "\n" for r in recs)
+
+# %% ../nbs/00_core.ipynb #abc44486
+def tracker_options(run_dir:str|Path) -> dict:
+    """`Accelerator` arguments that also send a run's log to TensorBoard (`run_dir/tensorboard`, Accelerate's
+    `TensorBoardTracker`) when the `tensorboard` package is installed and SPECDM_TENSORBOARD is not "0"; else {}."""
+    import importlib.util
+    if os.environ.get("SPECDM_TENSORBOARD", "1") == "0" or importlib.util.find_spec("tensorboard") is None: return {}
+    return dict(log_with="tensorboard", project_dir=str(run_dir))
+
+def flat_hparams(config:dict, prefix:str="") -> dict:
+    "A nested configuration as TensorBoard's hparams take it: dotted keys, and values that are not scalars as strings."
+    out = {}
+    for k, v in config.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict): out |= flat_hparams(v, key)
+        else: out[key] = v if isinstance(v, (bool, int, float, str)) else str(v)
+    return out
+
+def start_tracking(acc, config:dict, name:str="tensorboard"):
+    "Start `acc`'s trackers, if it has any, under `name` with `config` as hyperparameters (main process)."
+    if acc.log_with: acc.init_trackers(name, config=flat_hparams(config))
+
+def log_record(acc, run_dir:str|Path, rec:dict):
+    "Append `rec` (with `step`, `split`) to run_dir/log.jsonl and send its numbers to `acc`'s trackers as `<split>/<name>` (main process)."
+    if not acc.is_main_process: return
+    append_log(run_dir, rec)
+    if acc.trackers: acc.log({f"{rec.get('split', 'train')}/{k}": v for k, v in rec.items()
+                              if k not in ("step", "split") and isinstance(v, (int, float)) and not isinstance(v, bool)}, step=int(rec["step"]))
+
+def stop_tracking(acc):
+    "Close `acc`'s trackers (main process), leaving the process group to the next stage."
+    if acc.is_main_process:
+        for t in acc.trackers: t.finish()
 
 # %% ../nbs/00_core.ipynb #b51cae73
 @contextmanager

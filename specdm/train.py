@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import (cpu_has_bf16, adamw, runnable_precision, set_threads, CheckpointError, append_log, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
+from .core import (cpu_has_bf16, adamw, runnable_precision, set_threads, CheckpointError, append_log, log_record, start_tracking, stop_tracking, tracker_options, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
                          read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, staged_folder,
                          trim_log, epoch_batches, SeededItems, StepProgress)
 from .data import ChangeDataset, PreparedDataset, SegmentationDataset, flip_rotate
@@ -197,7 +197,7 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     cpu = cfg.cpu or not torch.cuda.is_available() # cpu=True lets several CPU processes form a group
     requested = cfg.mixed_precision # what runs is recorded: fp16 on a CPU trains (and is saved as) fp32
     cfg = replace(cfg, mixed_precision=runnable_precision(requested, PartialState(cpu=cpu).device.type, what="stage 2"))
-    acc = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+    acc = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum, **tracker_options(run_dir))
     seed_everything(cfg.seed, rank=acc.process_index); set_threads(cfg.threads) # after Accelerate, which may set its own
     ds = data if isinstance(data, PreparedDataset) else PreparedDataset(data)
     vae_folder = resolve_checkpoint(vae_checkpoint); vae = load_vae(vae_folder, acc.device).requires_grad_(False)
@@ -226,7 +226,9 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     config = dict(latent_split=list(split), unet=asdict(unet), diffusion=asdict(diffusion), scale_factor=scale, latent_shape=list(shape),
                   data=data_description(ds), train=asdict(cfg), vae_source=str(vae_folder),
                   precision=dict(requested=requested, used=cfg.mixed_precision))
-    return _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, step, folder, vae_folder, config)
+    start_tracking(acc, dict(stage="ldm", **{k: v for k, v in config.items() if k != "data"}))
+    try: return _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, step, folder, vae_folder, config)
+    finally: stop_tracking(acc)
 
 # %% ../nbs/05_train_ldm.ipynb #29beac8c
 def _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, step, folder, vae_folder, config) -> LDMResult:
@@ -248,7 +250,7 @@ def _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, 
         sched.step(); ema.update(acc.unwrap_model(net)); s, n = s + 1, n + 1
         if s % cfg.log_every == 0 or s == cfg.max_steps:
             mean = float(acc.gather(total[None]).mean()) / n  # averaged over processes, only when logging
-            if acc.is_main_process: append_log(run_dir, dict(step=s, split="train", loss=mean, lr=sched.get_last_lr()[0], time=round(time.time() - t0, 2)))
+            log_record(acc, run_dir, dict(step=s, split="train", loss=mean, lr=sched.get_last_lr()[0], time=round(time.time() - t0, 2)))
             if isinstance(pb, StepProgress): pb.comment = f"loss {mean:.4f}"
             total, n = torch.zeros((), device=acc.device), 0
         if s % cfg.ckpt_every == 0 or s == cfg.max_steps:

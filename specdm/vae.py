@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .core import (set_threads, adamw, runnable_precision, CheckpointError, SeededItems, append_log, atomic_write, clean_partials, commit_step, epoch_batches,
+from .core import (set_threads, adamw, runnable_precision, CheckpointError, SeededItems, append_log, log_record, start_tracking, stop_tracking, tracker_options, atomic_write, clean_partials, commit_step, epoch_batches,
                          load_checkpoint, micro_batches, read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything,
                          set_rng_state, staged_folder, trim_log)
 from .losses import image_loss, kl_diag_gaussian, mask_loss, sad, to_unit
@@ -519,7 +519,7 @@ def train_vae(model:VAEBase, # built by the caller (`build_vae`); trained in pla
     on_gpu = torch.cuda.is_available() and not cfg.cpu # what runs is what the checkpoint records
     cfg = replace(cfg, mixed_precision=runnable_precision(cfg.mixed_precision, "cuda" if on_gpu else "cpu", what="stage 1"))
     acc = Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), # cpu=True lets several CPU processes form a group
-                      mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum)
+                      mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum, **tracker_options(run_dir))
     seed_everything(cfg.seed, rank=acc.process_index); set_threads(cfg.threads) # after Accelerate, which may set its own
     opt = adamw(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     step, rng, folder = 0, None, None
@@ -527,9 +527,11 @@ def train_vae(model:VAEBase, # built by the caller (`build_vae`); trained in pla
         if not resume: raise FileExistsError(f"{run_dir} holds a training run; pass resume=True or use a new folder")
         folder = resolve_checkpoint(ckpt_dir); step, rng = _restore(folder, model, opt, cfg, acc.process_index)
     if acc.is_main_process: ckpt_dir.mkdir(parents=True, exist_ok=True); clean_partials(ckpt_dir); trim_log(run_dir, step)
+    start_tracking(acc, dict(stage="vae", train=asdict(cfg), vae=model.config.to_dict()))
     model, opt = acc.prepare(model, opt)
     if rng is not None: set_rng_state(rng)
-    return _train_loop(acc, model, opt, cfg, train_data, val_data, run_dir, step, folder)
+    try: return _train_loop(acc, model, opt, cfg, train_data, val_data, run_dir, step, folder)
+    finally: stop_tracking(acc)
 
 # %% ../nbs/03_vae.ipynb #12220dad
 def _train_loop(acc, model, opt, cfg:TrainConfig, train_data, val_data, run_dir:Path, step:int, folder) -> TrainResult:
@@ -562,8 +564,8 @@ def _train_loop(acc, model, opt, cfg:TrainConfig, train_data, val_data, run_dir:
     return TrainResult(run_dir, max(step, cfg.max_steps), folder, metrics)
 
 def _log(acc, run_dir:Path, rec:dict):
-    "Append one record to run_dir/log.jsonl (main process)."
-    if acc.is_main_process: append_log(run_dir, rec)
+    "Append one record to run_dir/log.jsonl and the trackers (main process)."
+    log_record(acc, run_dir, rec)
 
 # %% ../nbs/03_vae.ipynb #83616ecc
 def plot_losses(run_dir:str|Path, keys:tuple[str, ...]=("loss", "l1", "sad", "ce"), figsize=(8, 3)):

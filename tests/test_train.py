@@ -96,9 +96,21 @@ def test_specdm_train_cli_smoke(tmp_path):
     assert load_ldm(tmp_path/"run"/"ldm").diffusion.parameterization == "eps"  # the paper's objective (not the default) reaches the checkpoint; sampling reads it
     p = sample_pairs(tmp_path/"run"/"ldm", 3, steps=4, batch_size=2)
     assert p.images.shape == (3, 2, 10, 32, 32) and p.masks.shape == (3, 32, 32) and set(p.masks.unique().tolist()) <= {0, 1}
+    _check_tensorboard(tmp_path/"run")
     r = subprocess.run(args, capture_output=True, text=True); assert r.returncode == 0, r.stderr
     bad = subprocess.run([str(exe), "--run_dir", str(tmp_path/"x"), "--task", "detect"], capture_output=True, text=True)
     assert bad.returncode != 0 and "task must be one of" in bad.stderr
+
+def _check_tensorboard(run):
+    "With tensorboard installed, both stages' log records reach TensorBoard too (Accelerate's tracker), with the same numbers as log.jsonl."
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    for stage, tag in (("vae", "train/loss"), ("ldm", "train/loss")):
+        ev = EventAccumulator(str(run/stage/"tensorboard")).Reload()
+        assert tag in ev.Tags()["scalars"], (stage, ev.Tags()["scalars"])
+        logged = [r for r in read_log(run/stage) if r["split"] == "train"]
+        assert [e.step for e in ev.Scalars(tag)] == [r["step"] for r in logged]
+        assert [round(e.value, 4) for e in ev.Scalars(tag)] == [round(r["loss"], 4) for r in logged]
 
 def _type_label(tp) -> str:
     "How the parameter cell should annotate a JobConfig field for papermill: list[int], str (choices), int..."

@@ -593,6 +593,7 @@ def gain_notes(rows:list[dict], task:Task, model:str, metric:str|None=None) -> l
     def cmp(a, b, what):
         (ma, sa, n), (mb, sb, _) = S[(model, a)], S[(model, b)]
         d, spread = ma - mb, max(sa, sb)
+        if n < 2: return f"{what}: {metric} {ma:.4f} vs {mb:.4f} (one seed), difference {d:+.4f}; one seed has no spread to compare it with: run more seeds."
         verdict = "larger than" if abs(d) > spread else "within"
         return f"{what}: {metric} {ma:.4f} ± {sa:.4f} vs {mb:.4f} ± {sb:.4f} ({n} seeds), difference {d:+.4f}, {verdict} the seeds' spread (largest std {spread:.4f})."
     top = max(r["ratio"] for r in rows if r["kind"] == "mixed")
@@ -623,6 +624,7 @@ def plot_ratios(rows:list[dict], task:Task, model:str, metric:str|None=None, ax=
         ks = sorted(d["ids"]); ms = np.array([S[(model, d["ids"][k])][:2] for k in ks])
         ax.errorbar([0] + ks, [m0, *ms[:, 0]], yerr=[s0, *ms[:, 1]], marker="o", capsize=3, color=colours[i % len(colours)],
                     label=f"real + {GENERATORS.get(g, g)}{_tag(d)}")
+    ax.set_xticks(sorted({0} | {int(r["ratio"]) for r in rows if r["kind"] == "mixed"})) # whole ratios only
     ax.set(xlabel="synthetic pairs per real pair", ylabel=metric, title=f"{model}: {metric} on the real test set")
     ax.legend(fontsize=8); return ax
 

@@ -334,7 +334,7 @@ def load_ldm(path:str|Path, # checkpoint folder, or a folder with a `latest` poi
     if cfg.get("format") != "specdm.ldm": raise CheckpointError(f"{folder/'config.json'}: not a specdm latent-diffusion checkpoint")
     unet = UNet(UNetConfig(**cfg["unet"])).to(device)
     weights = sds["model"]
-    if ema:
+    if ema and cfg.get("weights") != "ema": # a folder from `save_pretrained` holds the weights it was saved with, once
         if "ema" not in sds: raise CheckpointError(f"{folder}: no ema.safetensors")
         weights = {**weights, **{k[len("shadow."):]: v for k, v in sds["ema"].items() if k.startswith("shadow.")}}
     try: unet.load_state_dict(weights)
@@ -342,7 +342,7 @@ def load_ldm(path:str|Path, # checkpoint folder, or a folder with a `latest` poi
     vae = load_vae(folder/"vae", device)
     if channels_last: vae = vae.to(memory_format=torch.channels_last)
     return LatentDiffusion(vae, unet.eval(), GaussianDiffusion.from_config(DiffusionConfig(**cfg["diffusion"])),
-                           float(cfg["scale_factor"]), tuple(cfg["latent_shape"]), cfg["data"], folder, config=cfg | {"weights": "ema" if ema else "model"})
+                           float(cfg["scale_factor"]), tuple(cfg["latent_shape"]), cfg["data"], folder, config=cfg | {"weights": cfg.get("weights") or ("ema" if ema else "model")})
 
 # %% ../nbs/06_sampling.ipynb #8c025671
 def _card_table(header:Sequence[str], rows:Sequence[Sequence]) -> str:
@@ -352,8 +352,10 @@ def _report_lines(report:dict) -> list[str]:
     "The headline numbers of a `specdm.metrics` report, one line each."
     from specdm.metrics import summary_line
     real, syn = report.get("real", {}), report.get("synthetic", {})
-    return [f"Compared with {real.get('n', '?')} real pairs ({real.get('name', '')}, split {real.get('split', '?')}) by `specdm.metrics.evaluate`, "
-            f"{syn.get('n', '?')} synthetic pairs ({report.get('created', '')}):", "", summary_line(report)]
+    return [f"{syn.get('n', '?')} synthetic pairs compared with {real.get('n', '?')} real pairs of the `{real.get('split', '?')}` split by "
+            f"`specdm.metrics.evaluate` ({report.get('created', '')}). FID, mSAD (mean spectral angle, rad) and class TV (distance "
+            "between class shares): lower is better; consistency (mIoU of a real-data segmenter on the generated pairs, beside its "
+            "score on real pairs): higher is better.", "", summary_line(report)]
 
 @patch
 def generate_model_card(self:LatentDiffusion, report:dict|str|Path|None=None) -> ModelCard:
@@ -362,24 +364,31 @@ def generate_model_card(self:LatentDiffusion, report:dict|str|Path|None=None) ->
     from huggingface_hub import ModelCardData
     d, c = self.data, self.config; task = "change detection" if d.get("task") == "change" else "semantic segmentation"
     if isinstance(report, (str, Path)): report = json.loads(Path(report).read_text())
+    vae_cfg = load_checkpoint(self.path/"vae")[0] if self.path and (self.path/"vae"/"config.json").is_file() else {}
+    params = d.get("params", {}); units = d.get("radiometry", {}).get("units", "stored")
+    made = (f"the built-in procedural scenes (`specdm.scenes`, sensor {params.get('sensor', 'sentinel2')})" if params.get("layout") == "scenes"
+            else f"`{params['src']}` ({params['layout']} layout)" if params.get("src") else f"`{d.get('source', '?')}`")
     meta = ModelCardData(library_name="specdm", tags=["remote-sensing", "multispectral" if len(d["bands"]) <= 20 else "hyperspectral",
                                                       "latent-diffusion", "synthetic-data", "change-detection" if d.get("task") == "change" else "image-segmentation"])
     bands = [(b.get("name"), b.get("wavelength"), b.get("fwhm"), b.get("resolution")) if isinstance(b, dict) else (b, None, None, None) for b in d["bands"]]
     out = [f"# SpecDM: image–mask pairs for {task}", "",
            f"A two-stream latent diffusion model (SpecDM) that generates {'two-date images and their change masks' if d.get('task') == 'change' else 'multispectral images together with their class masks'}, "
-           f"trained with [specdm](https://github.com/specdm/specdm) on `{d.get('source', '?')}`: {d.get('patch_size')}-px patches, {len(bands)} bands, {len(d['class_names'])} classes.", "",
+           f"trained with [specdm](https://github.com/specdm/specdm) on {made}: {d.get('patch_size')}-px patches, {len(bands)} bands, {len(d['class_names'])} classes. "
+           "No licence is set here: the model carries the terms of the data it was trained on.", "",
            "```python", "from specdm.sampling import LatentDiffusion, sample_pairs",
            "m = LatentDiffusion.from_pretrained(\"<this folder>\")", "pairs = sample_pairs(m, 16, eta=1.0)  # images in the source's units, masks as class indices", "```", "",
-           "## Data", "", f"- source: `{d.get('source', '?')}`" + (f" (layout `{d['params']['layout']}`)" if d.get("params", {}).get("layout") else ""),
-           f"- task: {task}; patch size {d.get('patch_size')} px; ignore index {d.get('ignore_index', 255)}",
-           f"- units of the generated images: {d.get('radiometry', {}).get('units', 'as stored')}; stored type {d.get('source_dtype', '?')}", "",
+           "## Data", "", f"- trained on {made}, prepared into `{d.get('source', '?')}`",
+           f"- task: {task}; patch size {d.get('patch_size')} px; mask value {d.get('ignore_index', 255)} = unlabelled (the ignore index)",
+           f"- generated images come in the source's units ({'as the files stored them' if units == 'stored' else units}), written as {d.get('source_dtype', '?')} like the source files", "",
            "## Bands", "", _card_table(("band", "wavelength (nm)", "FWHM (nm)", "resolution (m)"), bands), "",
            "## Classes", "", _card_table(("index", "class", "training pixels"), [(k, n, (d.get("class_pixels") or [None] * len(d["class_names"]))[k]) for k, n in enumerate(d["class_names"])]), "",
            "## Model", "", f"- latent: {tuple(self.latent_shape)} per sample (parts {c.get('latent_split')}), scale factor {self.scale_factor:.6g}",
            f"- stage 1 (VAE): {type(self.vae).__name__}, {json.dumps(self.vae.config.to_dict())}",
            f"- stage 2 (U-Net): {json.dumps(asdict(self.unet.cfg))}", f"- diffusion: {json.dumps(c.get('diffusion', {}))}",
-           f"- weights: {c.get('weights', 'ema')}; trained {c.get('step', '?')} steps; precision {c.get('precision', {}).get('used', '?')}", "",
-           "## Training", "", "```json", json.dumps(c.get("train", {}), indent=1), "```", ""]
+           f"- weights: {'the exponential moving average (EMA)' if c.get('weights', 'ema') == 'ema' else 'the raw (non-EMA) ones'}; "
+           f"stage 2 trained {c.get('step', '?')} steps, stage 1 {vae_cfg.get('step', '?')}; mixed precision: {c.get('precision', {}).get('used', 'no')}", "",
+           "## Training", "", "Stage 1 (`specdm.vae.TrainConfig`):", "", "```json", json.dumps(vae_cfg.get("train", {}), indent=1), "```", "",
+           "Stage 2 (`specdm.train.LDMTrainConfig`):", "", "```json", json.dumps(c.get("train", {}), indent=1), "```", ""]
     out += ["## Quality", ""] + (_report_lines(report) if report else ["No quality report was given; `specdm_evaluate` makes one."])
     return ModelCard(f"---\n{meta.to_yaml()}\n---\n\n" + "\n".join(out) + "\n")
 
@@ -391,7 +400,7 @@ def _save_pretrained(self:LatentDiffusion, save_directory:Path):
     vae_extra = {k: v for k, v in (load_checkpoint(self.path/"vae")[0] if self.path and (self.path/"vae"/"config.json").is_file() else {}).items()
                  if k not in ("format", "version", "vae")}
     write_vae_checkpoint(self.vae, d/"vae", extra=vae_extra)
-    save_checkpoint(d, {"model": w, "ema": {f"shadow.{k}": v for k, v in w.items()}}, cfg)
+    save_checkpoint(d, {"model": w}, cfg) # `weights` in the config says which ones they are (load_ldm reads them either way)
 
 @patch
 def save_pretrained(self:LatentDiffusion, save_directory:str|Path, # destination folder (absent, empty, or replaced with `overwrite`)

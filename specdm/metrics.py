@@ -28,8 +28,8 @@ __all__ = ['INCEPTION_ENV', 'PairSet', 'check_batch', 'prepared_set', 'folder_se
            'load_spectral_net', 'render_masks', 'FIDTrack', 'fid_tracks', 'ClassStats', 'class_histogram_distance',
            'spectral_fidelity', 'Agreement', 'consistency', 'reconstruction_metrics', 'Reference', 'plot_samples',
            'plot_class_distribution', 'spectral_axis', 'plot_spectral_profiles', 'save_figure', 'get_spectral_net',
-           'evaluate', 'make_report', 'report_figures', 'summary_line', 'evaluate_parser', 'specdm_evaluate',
-           'quality_reference', 'sample_quality']
+           'evaluate', 'make_report', 'report_figures', 'show_report_figure', 'summary_line', 'evaluate_parser',
+           'specdm_evaluate', 'quality_reference', 'sample_quality']
 
 # %% ../nbs/07_metrics.ipynb #f12f5604
 @dataclass
@@ -656,6 +656,21 @@ def report_figures(ref:Reference, ss:PairSet, rep:dict, out:Path) -> dict:
              classes=save_figure(plot_class_distribution({"real": rep["class_histogram"]["real"], "synthetic": rep["class_histogram"]["synthetic"]}, K), f"{stem}_classes.png"),
              spectra=save_figure(plot_spectral_profiles(rep["spectral"], rep["spectral"]["wavelengths"], K), f"{stem}_spectra.png"))
     return {k: str(v) for k, v in f.items()}
+
+# %% ../nbs/07_metrics.ipynb #cb9a3748
+def show_report_figure(path:str|Path, # a PNG the report wrote (`rep["figures"][name]`)
+                       width:int=720, # at most this many pixels wide
+                      ):
+    """A report figure as a light notebook output (an `IPython.display.Image`): at most `width` px wide and in 256 colours,
+    plenty for line plots and class maps; the file on disk keeps its resolution. Hand-written rather than from a library:
+    it is five lines of Pillow. Raises `FileNotFoundError` for a missing file."""
+    import io
+    from IPython.display import Image
+    from PIL import Image as PILImage
+    im = PILImage.open(path)
+    if im.width > width: im = im.resize((width, round(im.height * width / im.width)), PILImage.LANCZOS)
+    buf = io.BytesIO(); im.convert("RGB").quantize(256).save(buf, "PNG", optimize=True)
+    return Image(buf.getvalue())
 
 # %% ../nbs/07_metrics.ipynb #079e1c77
 def summary_line(rep:dict) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, math, os, re, shutil, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Sequence
+from typing import Callable, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -1447,12 +1447,17 @@ def flip_rotate(k:int, flip:bool, *arrays:torch.Tensor) -> list[torch.Tensor]:
     return [a.flip(-1) for a in out] if flip else out
 
 class PatchDataset(Dataset):
-    "Patches of one split of a prepared dataset as normalised tensors."
+    """Patches of one split of a prepared dataset as normalised tensors: `(image, mask)`, or torchgeo-style samples
+    `{"image": ..., "mask": ...}` with `as_dict=True`. `transforms` (torchgeo's convention: a callable from a sample dict
+    to a sample dict, e.g. a kornia `AugmentationSequential` wrapped for dicts) runs on every sample, after `augment`."""
     task = None
-    def __init__(self, data:PreparedDataset|str|Path, split:str|None="train", augment:bool=False, clip:bool=True):
+    def __init__(self, data:PreparedDataset|str|Path, split:str|None="train", augment:bool=False, clip:bool=True,
+                 *, as_dict:bool=False, # torchgeo-style samples: {"image": (C, P, P) or (2, C, P, P) float32 in [-1, 1], "mask": (P, P) int64}
+                 transforms:Callable[[dict], dict]|None=None): # applied to each sample dict, whichever form is returned
         self.data = data if isinstance(data, PreparedDataset) else PreparedDataset(data)
         if self.task and self.data.task != self.task: raise DataError(self.data.path, f"is a {self.data.task!r} dataset, not {self.task!r}")
         self.idx, self.augment, self.clip, self.norm = self.data.indices(split), augment, clip, self.data.normalizer
+        self.as_dict, self.transforms = as_dict, transforms
     def __len__(self): return len(self.idx)
     def __getitem__(self, i):
         j = self.idx[i]
@@ -1461,7 +1466,19 @@ class PatchDataset(Dataset):
         if self.augment:
             k, f = int(torch.randint(4, ())), bool(torch.randint(2, ()))
             x, y = flip_rotate(k, f, x, y)
-        return x.contiguous(), y.contiguous()
+        sample = {"image": x.contiguous(), "mask": y.contiguous()}
+        if self.transforms is not None: sample = self.transforms(sample)
+        return sample if self.as_dict else (sample["image"], sample["mask"])
+    def plot(self, sample:dict|tuple, # a sample of this dataset (dict or tuple), image in [-1, 1]
+             show_titles:bool=True, suptitle:str|None=None):
+        "Draw a sample as torchgeo's datasets do: its RGB composite in the source's units beside its mask (`show_pair`); returns the figure."
+        x, y = (sample["image"], sample["mask"]) if isinstance(sample, dict) else sample
+        ax = show_pair(self.norm.decode(np.asarray(x, np.float32)), y, self.data.bands, self.data.class_names)
+        fig = ax[0].figure
+        if not show_titles:
+            for a in ax: a.set_title("")
+        if suptitle: fig.suptitle(suptitle)
+        return fig
 
 class SegmentationDataset(PatchDataset):
     "Segmentation pairs: image (C, P, P) in [-1, 1], mask (P, P) int64."

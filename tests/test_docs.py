@@ -28,3 +28,11 @@ def test_check_finds_heavy_figures_and_errors(tmp_path):
     p = tmp_path/"heavy.ipynb"; p.write_text(json.dumps(nb))
     problems = docs.check([p, tmp_path/"missing.ipynb"])
     assert any("figure is" in m for m in problems) and any("holds an error" in m for m in problems) and any("missing" in m for m in problems)
+
+def test_tutorial_parameters_typed_and_described():
+    "papermill --help-notebook gives every tutorial parameter a type and a description (lists as list[int], as -p passes them)."
+    import papermill
+    seen = papermill.inspect_notebook(str(ROOT/"nbs"/"10_tutorial.ipynb"))
+    assert {"data_dir", "class_names", "work_dir", "seeds", "ratios"} <= set(seen)
+    for k, p in seen.items(): assert p["help"] and p["inferred_type_name"] not in ("None", "", None), (k, p)
+    assert seen["seeds"]["inferred_type_name"] == "list[int]"

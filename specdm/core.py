@@ -19,9 +19,10 @@ __all__ = ['process_rank', 'seed_everything', 'get_device', 'atomic_write', 'sav
            'CheckpointError', 'save_tensors', 'load_tensors', 'save_checkpoint', 'load_checkpoint', 'epoch_batches',
            'SeededItems', 'micro_batches', 'rng_state', 'set_rng_state', 'append_log', 'read_log', 'trim_log',
            'tracker_options', 'flat_hparams', 'start_tracking', 'log_record', 'stop_tracking', 'staged_folder',
-           'clean_partials', 'commit_step', 'resolve_checkpoint', 'coerce_value', 'field_types', 'check_fields',
-           'config_from_params', 'notebook_params', 'HelpFormatter', 'config_parser', 'parse_config', 'cpu_has_bf16',
-           'runnable_precision', 'cores_available', 'thread_count', 'set_threads', 'adamw', 'StepProgress']
+           'clean_partials', 'commit_step', 'resolve_checkpoint', 'TrainingRun', 'coerce_value', 'field_types',
+           'check_fields', 'config_from_params', 'notebook_params', 'HelpFormatter', 'config_parser', 'parse_config',
+           'cpu_has_bf16', 'runnable_precision', 'cores_available', 'thread_count', 'set_threads', 'adamw',
+           'StepProgress']
 
 # %% ../nbs/00_core.ipynb #0f319eca
 def process_rank() -> int:
@@ -254,12 +255,12 @@ def clean_partials(folder:str|Path):
         if not (pid.isdigit() and Path(f"/proc/{pid}").exists() and int(pid) != os.getpid()): shutil.rmtree(d, ignore_errors=True)
 
 # %% ../nbs/00_core.ipynb #3f77e70d
-def commit_step(ckpt_dir:str|Path, folder:Path, keep_last:int=2):
-    "Point `ckpt_dir/latest` at the complete step folder `folder` (atomically) and prune older `step_*` folders."
+def commit_step(ckpt_dir:str|Path, folder:Path, keep_last:int=2, keep:Path|None=None):
+    "Point `ckpt_dir/latest` at the complete step folder `folder` (atomically) and prune older `step_*` folders (except `keep`)."
     ckpt_dir = Path(ckpt_dir)
     with atomic_write(ckpt_dir/"latest", "w", encoding="utf-8") as f: f.write(folder.name)
     for old in sorted(ckpt_dir.glob("step_*"))[:-keep_last]:
-        if old != folder: shutil.rmtree(old, ignore_errors=True)
+        if old not in (folder, keep): shutil.rmtree(old, ignore_errors=True)
 
 def resolve_checkpoint(path:str|Path) -> Path:
     "The checkpoint folder meant by `path`: itself, its `latest` step, or `path/ckpt`'s `latest` step."
@@ -272,6 +273,103 @@ def resolve_checkpoint(path:str|Path) -> Path:
                 raise CheckpointError(f"{d/'latest'}: points to {name!r}, which is not a complete checkpoint")
             return target
     raise CheckpointError(f"{path}: no checkpoint here (no config.json, latest pointer or ckpt/ folder)")
+
+# %% ../nbs/00_core.ipynb #add3e328
+class TrainingRun:
+    """The checkpoints of one resumable training run in `run_dir`; stage 1, stage 2, the downstream harness and the
+    spectral extractor all train through it.
+
+    A checkpoint is the folder `run_dir/ckpt/step_NNNNNNN`. It holds the caller's model files (written by `save`'s
+    `write`) and `training_state.pt`: the step, the number of processes, each stateful object's `state_dict()`
+    (optimizer, LR scheduler…) and every process's RNG state (`rng_state`). The folder is staged and renamed into place
+    (`staged_folder`), then `ckpt/latest` names it (`commit_step`). The last `keep_last` are kept, and one the caller
+    marks as best. `resume` puts the states back: each object's, this process's RNG, and `log.jsonl` without the
+    records after the checkpoint. The run then goes on as if it had never stopped (tested by killing each of the four).
+
+    Why not Accelerate's `save_state` / `load_state`: they write in place (a kill mid-save leaves a half checkpoint),
+    delete old checkpoints before the new one is complete, pickle the RNG states (loaded with `weights_only=False`), and
+    skip an unreadable RNG state with an info log. specdm's checkpoints are self-contained model folders
+    that `load_vae` / `load_ldm` read, and their training state loads with `torch.load(weights_only=True)`.
+
+    Raises `FileExistsError` when `run_dir` holds checkpoints and `resume` is False, and `CheckpointError` naming the
+    file when the latest checkpoint is incomplete or its training state is unreadable."""
+    def __init__(self, run_dir:str|Path, # the run folder: ckpt/, log.jsonl
+                 *, acc=None, # an `accelerate.Accelerator` (several processes: RNG states gathered, the main one writes); None: one process
+                 resume:bool=True, # continue from the latest checkpoint when there is one; False: refuse a folder that holds one
+                 keep_last:int=2): # step checkpoints kept (besides the best one, when marked)
+        self.run_dir, self.acc, self.keep_last = Path(run_dir), acc, keep_last
+        self.ckpt_dir = self.run_dir/"ckpt"; self.folder, self._ts = None, None
+        if (self.ckpt_dir/"latest").is_file():
+            if not resume: raise FileExistsError(f"{self.run_dir} holds a training run; pass resume=True or use a new folder")
+            self.folder = resolve_checkpoint(self.ckpt_dir)
+
+    @property
+    def rank(self) -> int: return self.acc.process_index if self.acc is not None else 0
+    @property
+    def world(self) -> int: return self.acc.num_processes if self.acc is not None else 1
+    @property
+    def is_main(self) -> bool: return self.acc is None or self.acc.is_main_process
+    def _sync(self):
+        if self.acc is not None: self.acc.wait_for_everyone()
+
+    def training_state(self) -> dict:
+        "The latest checkpoint's `training_state.pt` ({} for a new run)."
+        if self.folder is None: return {}
+        if self._ts is None:
+            f = self.folder/"training_state.pt"
+            try: self._ts = torch.load(f, weights_only=True, map_location="cpu")
+            except Exception as e: raise CheckpointError(f"{f}: unreadable training state, truncated or corrupt ({e})") from None
+        return self._ts
+
+    def resume(self, **objects) -> int: # the step to continue from (0: a new run)
+        """Load each object's state (e.g. `optimizer=opt`) from the latest checkpoint and trim `log.jsonl` to it; create
+        `ckpt/` and remove staging folders that killed processes left. Call before `restore_rng`, the model's weights
+        are the caller's to load from `self.folder`."""
+        ts = self.training_state()
+        for name, obj in objects.items():
+            if ts and name not in ts: raise CheckpointError(f"{self.folder/'training_state.pt'}: no {name!r} state (it has {sorted(ts)})")
+            if ts: obj.load_state_dict(ts[name])
+        step = int(ts.get("step", 0))
+        if self.is_main: self.ckpt_dir.mkdir(parents=True, exist_ok=True); clean_partials(self.ckpt_dir); trim_log(self.run_dir, step)
+        self._sync()
+        return step
+
+    def restore_rng(self):
+        "Put this process's RNG state back as the checkpoint saved it (nothing for a new run, or one saved by another number of processes)."
+        rngs = self.training_state().get("rng", [])
+        if len(rngs) == self.training_state().get("world", 1) and self.rank < len(rngs): set_rng_state(rngs[self.rank])
+
+    def save(self, step:int, # optimizer steps (or epochs) done
+             write, # write(folder): writes the model files (safetensors + config.json) into the staging folder
+             best:bool=False, # also point `ckpt/best` at this checkpoint and keep it
+             **objects) -> Path: # stateful objects, e.g. optimizer=opt, scheduler=sched
+        "Write checkpoint `step_{step:07d}` (every process calls it: RNG states are gathered), move `latest`, prune; return its folder."
+        rngs = [rng_state()]
+        if self.world > 1:
+            from accelerate.utils import gather_object
+            rngs = gather_object(rngs)
+        folder = self.ckpt_dir/f"step_{step:07d}"
+        if self.is_main:
+            with staged_folder(folder) as st:
+                write(st)
+                ts = dict(step=step, world=self.world, rng=rngs, **{k: o.state_dict() for k, o in objects.items()})
+                with atomic_write(st/"training_state.pt") as f: torch.save(ts, f)
+            if best:
+                with atomic_write(self.ckpt_dir/"best", "w", encoding="utf-8") as f: f.write(folder.name)
+            commit_step(self.ckpt_dir, folder, self.keep_last, keep=self.best())
+        self._sync(); self.folder, self._ts = folder, None
+        return folder
+
+    def best(self) -> Path|None:
+        "The checkpoint marked best (`ckpt/best`), or None."
+        p = self.ckpt_dir/"best"
+        return self.ckpt_dir/p.read_text().strip() if p.is_file() else None
+
+    def log(self, rec:dict):
+        "Append `rec` (with `step`, `split`) to `log.jsonl` and the Accelerator's trackers (main process)."
+        if self.acc is not None: log_record(self.acc, self.run_dir, rec)
+        else: append_log(self.run_dir, rec)
+
 
 # %% ../nbs/00_core.ipynb #85d7417d
 _TRUE, _FALSE = ("true", "yes", "1"), ("false", "no", "0")

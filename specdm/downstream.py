@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_downstream.ipynb #306e93d6
 from __future__ import annotations
-import copy, math, time
+import copy, math, time, warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Sequence
@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
-from .core import CheckpointError, adamw, atomic_write, get_device, load_checkpoint, load_json, save_checkpoint, save_json, seed_everything
+from .core import CheckpointError, TrainingRun, adamw, atomic_write, get_device, load_checkpoint, load_json, read_log, resolve_checkpoint, save_checkpoint, save_json, seed_everything
 from .data import PatchDataset, flip_rotate
 
 # %% auto #0
@@ -539,23 +539,21 @@ def evaluate(model:nn.Module, ds:Dataset, # yields (x, y): x (C, H, W) or (2, C,
     return out
 
 # %% ../nbs/08_downstream.ipynb #d4c2fab7
-def _save_epoch(run_dir:Path, model:nn.Module, opt:torch.optim.Optimizer, state:dict, is_best:bool):
-    "Write epoch `state['epoch']`'s checkpoint folder, then move `last.json` (and `best.json`) to it; prune old folders."
-    name = f"epoch_{state['epoch']:04d}"; folder = run_dir/name; folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(folder/"train_state.pt") as f: torch.save({"optimizer": opt.state_dict(), "epoch": state["epoch"]}, f)
-    save_checkpoint(folder, {"model": model.state_dict()}, state)
-    if is_best: save_json({"epoch": state["epoch"], "folder": name, "score": state["best_score"]}, run_dir/"best.json")
-    save_json({"epoch": state["epoch"], "folder": name}, run_dir/"last.json")
-    keep = {load_json(run_dir/p)["folder"] for p in ("last.json", "best.json") if (run_dir/p).is_file()}
-    for old in run_dir.glob("epoch_*"):
-        if old.is_dir() and old.name not in keep:
-            for f in old.iterdir(): f.unlink()
-            old.rmdir()
+def _resume_state(run:TrainingRun, model:nn.Module, config:FitConfig, seed:int, device) -> dict|None:
+    "The fit state of `run`'s latest checkpoint, its weights loaded into `model`, after checking its settings (None for a new run)."
+    if run.folder is None:
+        if (run.run_dir/"last.json").is_file(): warnings.warn(f"{run.run_dir} holds checkpoints in specdm's earlier downstream layout (last.json, epoch_*/); "
+                                                              "they are not resumed: training starts again in ckpt/")
+        return None
+    state, sds = load_checkpoint(run.folder, device)
+    saved, now = {k: v for k, v in state["fit"].items() if k != "epochs"}, {k: v for k, v in asdict(config).items() if k != "epochs"}
+    saved["class_weights"] = tuple(saved["class_weights"]) if isinstance(saved["class_weights"], list) else saved["class_weights"]
+    if saved != now or state["seed"] != seed:
+        diff = sorted(k for k in now if saved.get(k) != now[k]) + (["seed"] if state["seed"] != seed else [])
+        raise ValueError(f"{run.run_dir} holds a run with different settings ({', '.join(diff)}); use another run_dir or resume=False")
+    model.load_state_dict(sds["model"])
+    return state
 
-def _pointer(run_dir:Path, which:str) -> Path|None:
-    "The checkpoint folder that `last.json` / `best.json` names, or None."
-    p = run_dir/f"{which}.json"
-    return run_dir/load_json(p)["folder"] if p.is_file() else None
 
 # %% ../nbs/08_downstream.ipynb #b9fbd5af
 @dataclass
@@ -576,23 +574,6 @@ def _criterion(config:FitConfig, train_ds:Dataset, device) -> nn.Module:
     return nn.CrossEntropyLoss(weight=None if w is None else w.to(device), ignore_index=config.ignore_index)
 
 def _epoch_seed(seed:int, epoch:int) -> int: return (int(seed)*1_000_003 + int(epoch)) % 2**63
-
-# %% ../nbs/08_downstream.ipynb #80225ada
-def _resume(run_dir:Path, model:nn.Module, opt, config:FitConfig, seed:int, device) -> dict|None:
-    "Load the last checkpoint of `run_dir` into model and optimiser; return its state (None when there is none)."
-    folder = _pointer(run_dir, "last")
-    if folder is None: return None
-    state, sds = load_checkpoint(folder, device)
-    saved, now = {k: v for k, v in state["fit"].items() if k != "epochs"}, {k: v for k, v in asdict(config).items() if k != "epochs"}
-    saved["class_weights"] = tuple(saved["class_weights"]) if isinstance(saved["class_weights"], list) else saved["class_weights"]
-    if saved != now or state["seed"] != seed:
-        diff = sorted(k for k in now if saved.get(k) != now[k]) + (["seed"] if state["seed"] != seed else [])
-        raise ValueError(f"{run_dir} holds a run with different settings ({', '.join(diff)}); use another run_dir or resume=False")
-    model.load_state_dict(sds["model"])
-    ts = torch.load(folder/"train_state.pt", map_location=device, weights_only=True)
-    if ts["epoch"] != state["epoch"]: raise CheckpointError(f"{folder}: train_state.pt is from epoch {ts['epoch']}, config.json from {state['epoch']}")
-    opt.load_state_dict(ts["optimizer"])
-    return state
 
 # %% ../nbs/08_downstream.ipynb #22e62043
 def _train_epoch(model, loader, opt, criterion, config:FitConfig, g:torch.Generator, step:int, total_steps:int, device) -> tuple[float, int]:
@@ -621,8 +602,8 @@ def fit(model:nn.Module, # any module mapping (B, [2,] C, H, W) to (B, K, H, W) 
     run_dir, device = Path(run_dir), get_device(device)
     model = model.to(device)
     opt = adamw(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    if not resume and _pointer(run_dir, "last") is not None: raise ValueError(f"{run_dir} already holds checkpoints; pass resume=True or use another run_dir")
-    state = _resume(run_dir, model, opt, config, seed, device) if resume else None
+    run = TrainingRun(run_dir, resume=resume, keep_last=1) # the last epoch and the best one are kept
+    state = _resume_state(run, model, config, seed, device); run.resume(optimizer=opt)
     state = state or dict(epoch=0, step=0, history=[], best_epoch=0, best_score=None, bad_epochs=0, stopped_early=False)
     state.update(fit=asdict(config), seed=seed, model=model.config if isinstance(getattr(model, "config", None), dict) else None)
     criterion = _criterion(config, train_ds, device)
@@ -643,9 +624,10 @@ def fit(model:nn.Module, # any module mapping (B, [2,] C, H, W) to (B, K, H, W) 
         state["history"].append(dict(epoch=epoch, train_loss=loss, seconds=round(time.time() - t0, 3),
                                      **{k: v for k, v in val.items() if isinstance(v, float)}))
         state["epoch"] = epoch
-        _save_epoch(run_dir, model, opt, state, best)
+        run.log(dict(step=epoch, split="val", **{k: v for k, v in state["history"][-1].items() if k != "epoch"}))
+        run.save(epoch, lambda d: save_checkpoint(d, {"model": model.state_dict()}, state), best=best, optimizer=opt)
         if progress: print(f"epoch {epoch}: loss {loss:.4f}, val {config.monitor} {score:.4f}{' *' if best else ''}")
-    best_dir = _pointer(run_dir, "best")
+    best_dir = run.best()
     model.load_state_dict(load_checkpoint(best_dir, device)[1]["model"])
     return FitResult(state["history"], state["best_epoch"], state["best_score"], best_dir, state["stopped_early"])
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .core import (cpu_has_bf16, adamw, runnable_precision, set_threads, CheckpointError, append_log, log_record, start_tracking, stop_tracking, tracker_options, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
+from .core import (TrainingRun, cpu_has_bf16, adamw, runnable_precision, set_threads, CheckpointError, append_log, log_record, start_tracking, stop_tracking, tracker_options, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
                          read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, staged_folder,
                          trim_log, epoch_batches, SeededItems, StepProgress)
 from .data import ChangeDataset, PreparedDataset, SegmentationDataset, flip_rotate
@@ -138,14 +138,18 @@ def data_description(ds:PreparedDataset) -> dict:
                 params=m.get("params", {}), class_pixels=m["class_pixels"]["train"], source_dtype=ds.source_dtype,
                 radiometry=m.get("radiometry")) # how the source files' values became these units (see `specdm.data.dataset_radiometry`)
 
+def _write_ldm_files(folder:Path, unet:UNet, ema:EMA, vae_folder:Path, config:dict):
+    "U-Net and EMA weights, config, and a copy of the stage-1 checkpoint in `vae/`, into `folder` (a staging folder)."
+    vae_cfg, vae_sds = load_checkpoint(vae_folder)  # read once; only the weights and config are copied
+    save_checkpoint(folder/"vae", {"model": vae_sds["model"]}, vae_cfg)
+    save_checkpoint(folder, {"model": unet.state_dict(), "ema": ema.state_dict()}, {"format": "specdm.ldm", "version": 1, **config})
+
 def write_ldm_checkpoint(folder:Path, unet:UNet, ema:EMA, vae_folder:Path, config:dict, training_state:dict|None=None) -> Path:
     "Write a self-contained latent-diffusion checkpoint folder atomically (staging folder, then rename)."
     with staged_folder(folder) as st:
-        vae_cfg, vae_sds = load_checkpoint(vae_folder)  # read once; only the weights and config are copied
-        save_checkpoint(st/"vae", {"model": vae_sds["model"]}, vae_cfg)
         if training_state is not None:
             with atomic_write(st/"training_state.pt") as f: torch.save(training_state, f)
-        save_checkpoint(st, {"model": unet.state_dict(), "ema": ema.state_dict()}, {"format": "specdm.ldm", "version": 1, **config})
+        _write_ldm_files(st, unet, ema, vae_folder, config)
     return folder
 
 # %% ../nbs/05_train_ldm.ipynb #d92c5b64
@@ -157,31 +161,13 @@ class LDMResult:
     checkpoint:Path|None # the last checkpoint written (or resumed from)
     scale_factor:float # 1 / std(z) of the first batch
 
-def _restore_ldm(folder:Path, unet, ema, opt, sched, unet_cfg, diff_cfg, rank:int) -> tuple[int, float, dict|None]:
-    "Load a stage-2 step checkpoint into the objects; return (step, scale factor, this rank's RNG state)."
+def _check_resumable(folder:Path, unet_cfg:UNetConfig, diff_cfg:DiffusionConfig) -> tuple[dict, float]:
+    "The U-Net and EMA weights of a stage-2 step checkpoint and its scale factor, after checking that it is this run's model."
     cfg, sds = load_checkpoint(folder)
     if cfg.get("unet") != json.loads(json.dumps(asdict(unet_cfg))) or cfg.get("diffusion") != asdict(diff_cfg):
         raise ValueError(f"{folder}: the checkpoint's U-Net or diffusion config differs from this run's; use a new run folder")
-    unet.load_state_dict(sds["model"]); ema.load_state_dict(sds["ema"])
-    f = folder/"training_state.pt"
-    try: ts = torch.load(f, weights_only=True, map_location="cpu")
-    except Exception as e: raise CheckpointError(f"{f}: unreadable training state, truncated or corrupt ({e})") from None
-    opt.load_state_dict(ts["optimizer"]); sched.load_state_dict(ts["scheduler"])
-    rngs = ts.get("rng", [])
-    return int(ts["step"]), float(cfg["scale_factor"]), (rngs[rank] if len(rngs) == ts.get("world", 1) and rank < len(rngs) else None)
+    return sds, float(cfg["scale_factor"])
 
-# %% ../nbs/05_train_ldm.ipynb #b98215aa
-def _ldm_checkpoint(acc, unet, ema, opt, sched, step:int, ckpt_dir:Path, vae_folder:Path, config:dict, keep_last:int) -> Path:
-    "Gather every rank's RNG state; the main process writes the step checkpoint and moves `latest`."
-    from accelerate.utils import gather_object
-    rngs = gather_object([rng_state()]) if acc.num_processes > 1 else [rng_state()]
-    folder = ckpt_dir/f"step_{step:07d}"
-    if acc.is_main_process:
-        ts = dict(step=step, world=acc.num_processes, optimizer=opt.state_dict(), scheduler=sched.state_dict(), rng=rngs)
-        write_ldm_checkpoint(folder, acc.unwrap_model(unet), ema, vae_folder, {**config, "step": step}, ts)
-        commit_step(ckpt_dir, folder, keep_last)
-    acc.wait_for_everyone()
-    return folder
 
 # %% ../nbs/05_train_ldm.ipynb #79ed90dd
 def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run folder with ckpt/latest)
@@ -210,28 +196,26 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     if unet.in_channels != shape[0]: raise ValueError(f"U-Net in_channels {unet.in_channels} != joint latent channels {shape[0]}")
     if per_part and unet.parts is None: unet = replace(unet, parts=split)
     if unet.parts not in (None, split): raise ValueError(f"U-Net parts {unet.parts} != the VAE's latent parts {split}")
-    run_dir = Path(run_dir); ckpt_dir = run_dir/"ckpt"; process = GaussianDiffusion.from_config(diffusion)
+    run_dir = Path(run_dir); process = GaussianDiffusion.from_config(diffusion)
     net = UNet(unet); ema = EMA(net, cfg.ema_decay)
     opt = adamw(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
-    step, rng, folder = 0, None, None
-    if (ckpt_dir/"latest").is_file():
-        if not resume: raise FileExistsError(f"{run_dir} holds a training run; pass resume=True or use a new folder")
-        folder = resolve_checkpoint(ckpt_dir)
-        step, scale, rng = _restore_ldm(folder, net, ema, opt, sched, unet, diffusion, acc.process_index)
+    run = TrainingRun(run_dir, acc=acc, resume=resume, keep_last=cfg.keep_last)
+    if run.folder is not None:
+        sds, scale = _check_resumable(run.folder, unet, diffusion); net.load_state_dict(sds["model"]); ema.load_state_dict(sds["ema"])
     else: scale = first_batch_scale(latents, cfg.batch_size * acc.num_processes, cfg.seed)
-    if acc.is_main_process: ckpt_dir.mkdir(parents=True, exist_ok=True); clean_partials(ckpt_dir); trim_log(run_dir, step)
+    step = run.resume(optimizer=opt, scheduler=sched)
     net, opt = acc.prepare(net, opt)
-    if rng is not None: set_rng_state(rng)
+    run.restore_rng()
     config = dict(latent_split=list(split), unet=asdict(unet), diffusion=asdict(diffusion), scale_factor=scale, latent_shape=list(shape),
                   data=data_description(ds), train=asdict(cfg), vae_source=str(vae_folder),
                   precision=dict(requested=requested, used=cfg.mixed_precision))
     start_tracking(acc, dict(stage="ldm", **{k: v for k, v in config.items() if k != "data"}))
-    try: return _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, step, folder, vae_folder, config)
+    try: return _ldm_loop(acc, run, net, ema, opt, sched, process, latents, scale, cfg, step, vae_folder, config)
     finally: stop_tracking(acc)
 
 # %% ../nbs/05_train_ldm.ipynb #29beac8c
-def _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, step, folder, vae_folder, config) -> LDMResult:
+def _ldm_loop(acc, run:TrainingRun, net, ema, opt, sched, process, latents, scale, cfg, step, vae_folder, config) -> LDMResult:
     "The loop of `train_ldm`, from optimizer step `step` to `cfg.max_steps`."
     batches = micro_batches(latents, cfg.batch_size, seed=cfg.seed, start=step * cfg.grad_accum,
                             rank=acc.process_index, world=acc.num_processes)
@@ -250,13 +234,13 @@ def _ldm_loop(acc, net, ema, opt, sched, process, latents, scale, cfg, run_dir, 
         sched.step(); ema.update(acc.unwrap_model(net)); s, n = s + 1, n + 1
         if s % cfg.log_every == 0 or s == cfg.max_steps:
             mean = float(acc.gather(total[None]).mean()) / n  # averaged over processes, only when logging
-            log_record(acc, run_dir, dict(step=s, split="train", loss=mean, lr=sched.get_last_lr()[0], time=round(time.time() - t0, 2)))
+            run.log(dict(step=s, split="train", loss=mean, lr=sched.get_last_lr()[0], time=round(time.time() - t0, 2)))
             if isinstance(pb, StepProgress): pb.comment = f"loss {mean:.4f}"
             total, n = torch.zeros((), device=acc.device), 0
         if s % cfg.ckpt_every == 0 or s == cfg.max_steps:
-            folder = _ldm_checkpoint(acc, net, ema, opt, sched, s, run_dir/"ckpt", vae_folder, config, cfg.keep_last)
+            run.save(s, lambda d: _write_ldm_files(d, acc.unwrap_model(net), ema, vae_folder, {**config, "step": s}), optimizer=opt, scheduler=sched)
     acc.wait_for_everyone()
-    return LDMResult(run_dir, max(step, cfg.max_steps), folder, scale)
+    return LDMResult(run.run_dir, max(step, cfg.max_steps), run.folder, scale)
 
 # %% ../nbs/05_train_ldm.ipynb #931b12c7
 class RandomCrop(torch.utils.data.Dataset):

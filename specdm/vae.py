@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .core import (set_threads, adamw, runnable_precision, CheckpointError, SeededItems, append_log, log_record, start_tracking, stop_tracking, tracker_options, atomic_write, clean_partials, commit_step, epoch_batches,
+from .core import (TrainingRun, set_threads, adamw, runnable_precision, CheckpointError, SeededItems, append_log, log_record, start_tracking, stop_tracking, tracker_options, atomic_write, clean_partials, commit_step, epoch_batches,
                          load_checkpoint, micro_batches, read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything,
                          set_rng_state, staged_folder, trim_log)
 from .losses import image_loss, kl_diag_gaussian, mask_loss, sad, to_unit
@@ -363,14 +363,19 @@ def build_vae(config:VAEConfig) -> VAEBase:
     return (TwoStreamVAE if config.kind == "two_stream" else SingleStreamVAE)(config)
 
 # %% ../nbs/03_vae.ipynb #c3ff5bad
+def _write_vae_files(model:VAEBase, folder:Path, extra:dict|None=None):
+    "`model.safetensors` + `config.json` of a stage-1 model into `folder` (a staging folder)."
+    save_checkpoint(folder, {"model": model.state_dict()}, {"format": "specdm.vae", "version": 1, "vae": model.config.to_dict(), **(extra or {})})
+
 def write_vae_checkpoint(model:VAEBase, folder:str|Path, *, extra:dict|None=None,
                          training_state:dict|None=None) -> Path:
     "Write `config.json` + `model.safetensors` (+ `training_state.pt`) into a staging folder, then rename it to `folder`."
     with staged_folder(folder) as stage:
         if training_state is not None:
             with atomic_write(stage/"training_state.pt") as f: torch.save(training_state, f)
-        save_checkpoint(stage, {"model": model.state_dict()}, {"format": "specdm.vae", "version": 1, "vae": model.config.to_dict(), **(extra or {})})
+        _write_vae_files(model, stage, extra)
     return Path(folder)
+
 
 # %% ../nbs/03_vae.ipynb #fcfcf5b2
 def save_vae(model:VAEBase, folder:str|Path, overwrite:bool=False) -> Path:
@@ -452,29 +457,16 @@ def evaluate_vae(model:VAEBase, data:Dataset, *, batch_size:int=16, max_batches:
     return {k: float(m.compute()) for k, m in dict(rmse=rmse, sad=sadm, ce=cem, acc=accm).items()}
 
 # %% ../nbs/03_vae.ipynb #49b05da3
-def _save_step(ckpt_dir:Path, step:int, model:VAEBase, train_cfg:TrainConfig, training_state:dict, keep_last:int) -> Path:
-    "Write checkpoint `step_{step:07d}`, point `latest` at it, prune old ones."
-    folder = write_vae_checkpoint(model, ckpt_dir/f"step_{step:07d}", training_state=training_state,
-                                  extra=dict(step=step, train=asdict(train_cfg)))
-    commit_step(ckpt_dir, folder, keep_last)
-    return folder
-
-# %% ../nbs/03_vae.ipynb #9e79545d
-def _restore(folder:Path, model:VAEBase, opt, cfg:TrainConfig, rank:int) -> tuple[int, dict|None]:
-    "Load weights and optimizer from a step checkpoint; return (step, this rank's RNG state or None)."
+def _check_resumable(folder:Path, model:VAEBase, cfg:TrainConfig) -> dict:
+    "The weights of a stage-1 step checkpoint, after checking that it is this model and (with a warning) these settings."
     ccfg, sds = load_checkpoint(folder)
     if VAEConfig.from_dict(ccfg["vae"]) != model.config:
         raise ValueError(f"{folder}: checkpoint model config differs from the model given to train_vae; use a new run folder")
     diff = sorted(k for k, v in asdict(cfg).items() if k in ccfg.get("train", {}) and json.loads(json.dumps(v)) != ccfg["train"][k]
                   and k not in ("max_steps", "log_every", "val_every", "val_batches", "ckpt_every", "keep_last", "progress", "num_workers"))
     if diff: warnings.warn(f"resuming {folder} with different training settings {diff}: the run will not match an uninterrupted one")
-    model.load_state_dict(sds["model"])
-    f = folder/"training_state.pt"
-    try: ts = torch.load(f, weights_only=True, map_location="cpu")
-    except Exception as e: raise CheckpointError(f"{f}: unreadable training state, truncated or corrupt ({e})") from None
-    opt.load_state_dict(ts["optimizer"])
-    rngs = ts.get("rng", [])
-    return int(ts["step"]), (rngs[rank] if rank < len(rngs) and len(rngs) == ts.get("world", 1) else None)
+    return sds["model"]
+
 
 # %% ../nbs/03_vae.ipynb #cb55bfee
 @dataclass
@@ -492,19 +484,6 @@ def _progress(it:range, enabled:bool):
     from specdm.core import StepProgress
     return StepProgress(it, "stage 1")
 
-# %% ../nbs/03_vae.ipynb #92189601
-def _checkpoint(acc, model, opt, cfg:TrainConfig, ckpt_dir:Path, step:int) -> Path:
-    "Gather every rank's RNG state; the main process writes the step checkpoint."
-    from accelerate.utils import gather_object
-    rng = rng_state()
-    rngs = gather_object([rng]) if acc.num_processes > 1 else [rng]
-    folder = ckpt_dir/f"step_{step:07d}"
-    if acc.is_main_process:
-        ts = dict(step=step, world=acc.num_processes, optimizer=opt.state_dict(), rng=rngs)
-        folder = _save_step(ckpt_dir, step, acc.unwrap_model(model), cfg, ts, cfg.keep_last)
-    acc.wait_for_everyone()
-    return folder
-
 # %% ../nbs/03_vae.ipynb #ff68491d
 def train_vae(model:VAEBase, # built by the caller (`build_vae`); trained in place
               train_data:Dataset, # items (image, mask): (C, H, W) or (2, C, H, W) in [-1, 1], (H, W) int64
@@ -515,26 +494,24 @@ def train_vae(model:VAEBase, # built by the caller (`build_vae`); trained in pla
              ) -> TrainResult:
     "Train a stage-1 VAE with AdamW under Accelerate; checkpoint, validate, log, and resume exactly."
     from accelerate import Accelerator
-    cfg = cfg or TrainConfig(); run_dir = Path(run_dir); ckpt_dir = run_dir/"ckpt"
+    cfg = cfg or TrainConfig(); run_dir = Path(run_dir)
     on_gpu = torch.cuda.is_available() and not cfg.cpu # what runs is what the checkpoint records
     cfg = replace(cfg, mixed_precision=runnable_precision(cfg.mixed_precision, "cuda" if on_gpu else "cpu", what="stage 1"))
     acc = Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), # cpu=True lets several CPU processes form a group
                       mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum, **tracker_options(run_dir))
     seed_everything(cfg.seed, rank=acc.process_index); set_threads(cfg.threads) # after Accelerate, which may set its own
     opt = adamw(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    step, rng, folder = 0, None, None
-    if (ckpt_dir/"latest").is_file():
-        if not resume: raise FileExistsError(f"{run_dir} holds a training run; pass resume=True or use a new folder")
-        folder = resolve_checkpoint(ckpt_dir); step, rng = _restore(folder, model, opt, cfg, acc.process_index)
-    if acc.is_main_process: ckpt_dir.mkdir(parents=True, exist_ok=True); clean_partials(ckpt_dir); trim_log(run_dir, step)
+    run = TrainingRun(run_dir, acc=acc, resume=resume, keep_last=cfg.keep_last)
+    if run.folder is not None: model.load_state_dict(_check_resumable(run.folder, model, cfg))
+    step = run.resume(optimizer=opt)
     start_tracking(acc, dict(stage="vae", train=asdict(cfg), vae=model.config.to_dict()))
     model, opt = acc.prepare(model, opt)
-    if rng is not None: set_rng_state(rng)
-    try: return _train_loop(acc, model, opt, cfg, train_data, val_data, run_dir, step, folder)
+    run.restore_rng()
+    try: return _train_loop(acc, run, model, opt, cfg, train_data, val_data, step)
     finally: stop_tracking(acc)
 
 # %% ../nbs/03_vae.ipynb #12220dad
-def _train_loop(acc, model, opt, cfg:TrainConfig, train_data, val_data, run_dir:Path, step:int, folder) -> TrainResult:
+def _train_loop(acc, run:TrainingRun, model, opt, cfg:TrainConfig, train_data, val_data, step:int) -> TrainResult:
     "The loop of `train_vae`, from optimizer step `step` to `cfg.max_steps`."
     dev, metrics, sums, n, t0 = acc.device, None, {}, 0, time.time()
     batches = micro_batches(train_data, cfg.batch_size, seed=cfg.seed, start=step * cfg.grad_accum, rank=acc.process_index,
@@ -552,20 +529,17 @@ def _train_loop(acc, model, opt, cfg:TrainConfig, train_data, val_data, run_dir:
         s, n = s + 1, n + 1 # steps done
         if hasattr(pb, "comment"): pb.comment = f"loss {out.loss.detach().item():.4f}"
         if s % cfg.log_every == 0 or s == cfg.max_steps:
-            _log(acc, run_dir, dict(step=s, split="train", **{k: v / n for k, v in sums.items()}, lr=opt.param_groups[0]["lr"], time=round(time.time() - t0, 2)))
+            run.log(dict(step=s, split="train", **{k: v / n for k, v in sums.items()}, lr=opt.param_groups[0]["lr"], time=round(time.time() - t0, 2)))
             sums, n = {}, 0
         if val_data is not None and (s % cfg.val_every == 0 or s == cfg.max_steps):
             if acc.is_main_process:
                 metrics = evaluate_vae(acc.unwrap_model(model), val_data, batch_size=cfg.batch_size, max_batches=cfg.val_batches)
-                _log(acc, run_dir, dict(step=s, split="val", **metrics))
+                run.log(dict(step=s, split="val", **metrics))
             acc.wait_for_everyone()
-        if s % cfg.ckpt_every == 0 or s == cfg.max_steps: folder = _checkpoint(acc, model, opt, cfg, run_dir/"ckpt", s)
+        if s % cfg.ckpt_every == 0 or s == cfg.max_steps:
+            run.save(s, lambda d: _write_vae_files(acc.unwrap_model(model), d, dict(step=s, train=asdict(cfg))), optimizer=opt)
     acc.wait_for_everyone()
-    return TrainResult(run_dir, max(step, cfg.max_steps), folder, metrics)
-
-def _log(acc, run_dir:Path, rec:dict):
-    "Append one record to run_dir/log.jsonl and the trackers (main process)."
-    log_record(acc, run_dir, rec)
+    return TrainResult(run.run_dir, max(step, cfg.max_steps), run.folder, metrics)
 
 # %% ../nbs/03_vae.ipynb #83616ecc
 def plot_losses(run_dir:str|Path, keys:tuple[str, ...]=("loss", "l1", "sad", "ce"), figsize=(8, 3)):

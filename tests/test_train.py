@@ -1,4 +1,4 @@
-"""Stage-2 training: exact resume after SIGKILL, and 2 CPU processes against 1.
+"""Stage-2 training: 2 CPU processes against 1 (exact resume after SIGKILL: tests/test_resume.py).
 
 On a machine without GPUs, `accelerate launch --multi_gpu --num_processes 2` starts two processes that train with
 DDP over gloo on the CPU (`--cpu` would start a single process); the same command uses the GPUs where there are some.
@@ -39,21 +39,6 @@ def _run(d, data, run, steps, bs, launcher=()):
 def _weights(run):
     _, sds = load_checkpoint(resolve_checkpoint(run/"ckpt"))
     return sds["model"], sds["ema"]
-
-def test_killed_and_resumed_matches_uninterrupted(setup):
-    d, data = setup
-    a = _run(d, data, d/"a", 40, 4, (sys.executable,)); assert a.wait() == 0, a.stderr.read()
-    b = _run(d, data, d/"b", 40, 4, (sys.executable,)); latest = d/"b"/"ckpt"/"latest"
-    t0 = time.time()
-    while time.time() - t0 < 120 and not (latest.is_file() and latest.read_text().strip()): time.sleep(0.01)
-    os.kill(b.pid, signal.SIGKILL); b.wait()
-    killed_at = latest.read_text().strip()
-    assert killed_at != "step_0000040", "the run finished before it could be killed"
-    c = _run(d, data, d/"b", 40, 4, (sys.executable,)); assert c.wait() == 0, c.stderr.read()
-    (ma, ea), (mb, eb) = _weights(d/"a"), _weights(d/"b")
-    for k in ma: assert torch.equal(ma[k], mb[k]), k
-    for k in ea: assert torch.equal(ea[k], eb[k]), k
-    assert [r["loss"] for r in read_log(d/"a")] == [r["loss"] for r in read_log(d/"b")]
 
 def test_two_processes_match_one(setup):
     d, data = setup

@@ -1647,79 +1647,21 @@ def show_pair(image:np.ndarray, # (C, H, W), or (2, C, H, W) for a change pair
                   bbox_to_anchor=(1.02, 0.5), fontsize=7, frameon=False)
     return ax
 
-# %% ../nbs/01_data.ipynb #4014cf19
-def write_segmunich_fixture(root:str|Path, n:int=2, size:int=128, seed:int=0, splits=("train", "val")) -> Path:
-    "Write `n` random SegMunich tiles per split in the dataset's layout; return `root`."
-    import tifffile
-    rng, root = np.random.default_rng(seed), Path(root)
-    codes = np.array([0, 5, 11, 12, 255] + list(SEGMUNICH_REMAP))
-    for sp in splits:
-        (root/sp/"img").mkdir(parents=True, exist_ok=True); (root/sp/"label").mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            tifffile.imwrite(root/sp/"img"/f"SegMunich_{sp}_img_{i}.tif", rng.uniform(150, 5200, (size, size, 10)).astype(np.float32))
-            lab = np.kron(rng.choice(codes, (size // 16, size // 16)), np.ones((16, 16), int)).astype(np.uint8)
-            write_geotiff(root/sp/"label"/f"SegMunich_{sp}_label_{i}.tif", lab)
-    return root
+# %% ../nbs/01_data.ipynb #ffd06aaa
+def write_segmunich_fixture(*args, **kwargs) -> Path:
+    "Deprecated: moved to `specdm.testing.write_segmunich_fixture`, which this calls."
+    warnings.warn("specdm.data.write_segmunich_fixture moved to specdm.testing.write_segmunich_fixture", DeprecationWarning, stacklevel=2)
+    from specdm.testing import write_segmunich_fixture
+    return write_segmunich_fixture(*args, **kwargs)
 
-# %% ../nbs/01_data.ipynb #adecf95d
-def write_oscd_fixture(root:str|Path, cities=("alpha", "beta"), size:int=120, seed:int=0, shrink:int=3) -> Path:
-    "Write a random OSCD-layout dataset (13 band files per date at native resolution, 1/2 TIFF and RGBA PNG labels)."
-    from PIL import Image
-    from rasterio.transform import from_origin
-    rng, root = np.random.default_rng(seed), Path(root)
-    img, lab = root/OSCD_IMAGES, root/OSCD_LABELS
-    for c in cities:
-        for d, prefix, cut in (("imgs_1", "S2A_OPER_MSI_L1C_TL_SGS__20160101_N02.01_B", 0), ("imgs_2", "T31TCJ_20170101T000000_B", shrink)):
-            for b in S2_BANDS.values():
-                f = b.resolution // 10; h = (size - cut) // f; px = 10 * f * (size / (size - cut) if cut else 1)
-                num = b.name[1:] if b.name.endswith("A") else f"{int(b.name[1:]):02d}"
-                write_geotiff(img/c/d/f"{prefix}{num}.tif", rng.integers(500, 3000, (1, h, h)).astype(np.uint16),
-                              crs="EPSG:32631", transform=from_origin(500000, 5000000, px, px))
-        (img/c/"dates.txt").write_text("date_1: 20160101\ndate_2: 20170101\n")
-        cm = np.zeros((size, size), np.uint8); cm[size//4:size//2, size//3:size//2] = 1
-        write_geotiff(lab/c/"cm"/f"{c}-cm.tif", cm + 1)
-        Image.fromarray(np.dstack([cm * 255] * 3 + [np.full_like(cm, 255)])).save(lab/c/"cm"/"cm.png")
-    (img/"train.txt").write_text(",".join(cities))
-    return root
+def write_oscd_fixture(*args, **kwargs) -> Path:
+    "Deprecated: moved to `specdm.testing.write_oscd_fixture`, which this calls."
+    warnings.warn("specdm.data.write_oscd_fixture moved to specdm.testing.write_oscd_fixture", DeprecationWarning, stacklevel=2)
+    from specdm.testing import write_oscd_fixture
+    return write_oscd_fixture(*args, **kwargs)
 
-# %% ../nbs/01_data.ipynb #eb7f38e7
-def _fixture_scene(size:int, n_bands:int, k:int, seed:int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "(C, H, W) uint16 cube of smooth class spectra with noise, (H, W) uint8 labels 0 (unlabelled) and 1..k in 8-px blocks, (C,) wavelengths in nm."
-    rng = np.random.default_rng(seed); wl = np.linspace(420, 2400, n_bands)
-    gt = np.kron(rng.integers(0, k + 1, (size // 8 + 1, size // 8 + 1)), np.ones((8, 8), int))[:size, :size].astype(np.uint8)
-    spectra = 1000 + 3000 * np.abs(np.sin(np.outer(np.arange(k + 1) + 1, wl / 700))) # (k+1, C): one smooth curve per code
-    cube = spectra[gt].transpose(2, 0, 1) + rng.normal(0, 40, (n_bands, size, size))
-    return np.clip(cube, 1, 60000).astype(np.uint16), gt, wl
-
-def write_hyperspectral_fixture(root:str|Path, # destination folder
-                                kind:Literal["mat", "envi", "tiles"]="mat", # Indian Pines' .mat layout, an ENVI cube, or EnMAP-like tiles with CSV lists
-                                size:int=48, n_bands:int=24, k:int=3, seed:int=0,
-                                bad:Sequence[int]=(5, 6), # 0-based bad bands (`bbl` 0; filled with −32768 in tiles)
-                                tile:int=16) -> Path:
-    "Write a small labelled hyperspectral dataset of `kind` under `root` (0 = unlabelled, classes 1..k); return `root`."
-    import rasterio, scipy.io
-    from rasterio.transform import from_origin
-    root = Path(root); root.mkdir(parents=True, exist_ok=True)
-    cube, gt, wl = _fixture_scene(size, n_bands, k, seed); bbl = [int(i not in bad) for i in range(n_bands)]
-    if kind == "mat":
-        scipy.io.savemat(root/"scene_corrected.mat", dict(scene_corrected=np.moveaxis(cube, 0, -1))); scipy.io.savemat(root/"scene_gt.mat", dict(scene_gt=gt))
-        (root/"wavelengths.csv").write_text("center_nm,fwhm_nm,bbl\n" + "".join(f"{w:.3f},10.000,{b}\n" for w, b in zip(wl, bbl)))
-    elif kind == "envi":
-        with warnings.catch_warnings(), rasterio.open(root/"scene.img", "w", driver="ENVI", count=n_bands, height=size, width=size, dtype="uint16") as d:
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            d.write(cube); d.update_tags(ns="ENVI", wavelength="{" + ", ".join(f"{w / 1000:.6f}" for w in wl) + "}", fwhm="{" + ", ".join(["0.01"] * n_bands) + "}",
-                                         bbl="{" + ", ".join(map(str, bbl)) + "}", wavelength_units="Micrometers")
-        write_geotiff(root/"scene_gt.tif", gt)
-    elif kind == "tiles":
-        cube = cube.astype(np.int16); cube[list(bad)] = -32768; descs = [f"band {i + 1} ({w:g} Nanometers)" for i, w in enumerate(wl)]
-        tags = [dict(wavelength=f"{w:g}", fwhm="10", bbl=str(b), wavelength_units="Nanometers") for w, b in zip(wl, bbl)]
-        names = []
-        for y in range(0, size - tile + 1, tile):
-            for x in range(0, size - tile + 1, tile):
-                t, n = from_origin(366015 + 30 * x, 5809965 - 30 * y, 30, 30), f"tile_{y}_{x}.tif"; names.append(n)
-                write_geotiff(root/"images"/n, cube[:, y:y+tile, x:x+tile], descriptions=descs, band_tags=tags, crs="EPSG:32633", transform=t)
-                write_geotiff(root/"labels"/n, gt[y:y+tile, x:x+tile].astype(np.float32), crs="EPSG:32633", transform=t)
-        lists = dict(train=names[:-2], validation=names[-2:-1], test=names[-1:])
-        for s, ns in lists.items(): (root/f"{s}_files.csv").write_text("image,mask\n" + "".join(f"images/{n},labels/{n}\n" for n in ns))
-    else: raise ValueError(f"kind must be 'mat', 'envi' or 'tiles', got {kind!r}")
-    return root
+def write_hyperspectral_fixture(*args, **kwargs) -> Path:
+    "Deprecated: moved to `specdm.testing.write_hyperspectral_fixture`, which this calls."
+    warnings.warn("specdm.data.write_hyperspectral_fixture moved to specdm.testing.write_hyperspectral_fixture", DeprecationWarning, stacklevel=2)
+    from specdm.testing import write_hyperspectral_fixture
+    return write_hyperspectral_fixture(*args, **kwargs)

@@ -4,13 +4,14 @@
 
 # %% ../nbs/06b_filter.ipynb #0dd115d4
 from __future__ import annotations
-import math, os, sys, time, warnings
+import math, os, time, warnings
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.script import Param, call_parse, store_true
 from torch import Tensor
 
 from .core import CheckpointError, file_sha256, load_json, save_json, set_threads
@@ -21,7 +22,7 @@ from .sampling import Conditions, LatentDiffusion, NonFiniteError, Pairs, load_l
 # %% auto #0
 __all__ = ['SCORERS', 'SKIPPED_CHANGE', 'REJECTED', 'SCORES_FILE', 'pair_agreement', 'segment', 'self_prediction',
            'quality_scores', 'top_indices', 'keep_per_pair', 'keep_top', 'load_segmenter', 'load_generator',
-           'filter_synthetic', 'filter_parser', 'specdm_filter']
+           'filter_synthetic', 'specdm_filter']
 
 # %% ../nbs/06b_filter.ipynb #3682da92
 def _one_hot(y:Tensor, K:int, valid:Tensor) -> Tensor: # (n, H, W) -> (n, K, H, W) bool
@@ -237,32 +238,23 @@ def filter_synthetic(folder:str|Path, # written by `write_synthetic` (layout "fo
     return rec
 
 # %% ../nbs/06b_filter.ipynb #4e24b4ac
-def filter_parser():
-    "argparse parser of `specdm_filter`."
-    import argparse
-    from specdm.core import HelpFormatter
-    p = argparse.ArgumentParser(prog="specdm_filter", formatter_class=HelpFormatter, description="Keep the synthetic pairs whose masks best agree with their images; move the others to rejected/.")
-    p.add_argument("--folder", required=True, help="synthetic folder written by specdm_sample / write_synthetic (layout folder)")
-    p.add_argument("--keep_top", type=float, default=0.5, help="share of the pairs to keep, in (0, 1]")
-    p.add_argument("--ckpt", default=None, help="generator for the self score (default: the checkpoint the manifest names)")
-    p.add_argument("--no_self", action="store_true", help="leave out the generator's own image → mask score")
-    p.add_argument("--segmenter", default=None, help="SpectralNet folder trained on the real data, e.g. the spectral_net/ specdm_evaluate writes (default: none, the self score only)")
-    p.add_argument("--steps", type=int, default=20, help="DDIM steps of the self score")
-    p.add_argument("--seed", type=int, default=0, help="noise of the self score's sampling")
-    p.add_argument("--batch_size", type=int, default=16, help="pairs scored at once")
-    p.add_argument("--device", default=None, help="torch device (default: the generator on CUDA, else MPS, else the CPU; the segmenter on the CPU)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0: the cores this process may use")
-    return p
-
-def specdm_filter(argv:list[str]|None=None):
-    "Console entry point of `filter_synthetic`: filter a synthetic folder in place (scores.json, manifest.json, rejected/)."
-    a = filter_parser().parse_args(argv); set_threads(a.threads)
-    try: rec = filter_synthetic(a.folder, a.keep_top, checkpoint=a.ckpt, self_score=not a.no_self, segmenter=a.segmenter, steps=a.steps,
-                                seed=a.seed, batch_size=a.batch_size, device=a.device)
+@call_parse
+def specdm_filter(folder:Param("synthetic folder written by specdm_sample / write_synthetic (layout folder)", str, required=True)=None,
+                  keep_top:Param("share of the pairs to keep, in (0, 1]", float)=0.5,
+                  ckpt:Param("generator for the self score (default: the checkpoint the manifest names)", str)=None,
+                  no_self:Param("leave out the generator's own image → mask score", store_true)=False,
+                  segmenter:Param("SpectralNet folder trained on the real data, e.g. the spectral_net/ specdm_evaluate writes "
+                                  "(default: none, the self score only)", str)=None,
+                  steps:Param("DDIM steps of the self score", int)=20,
+                  seed:Param("noise of the self score's sampling", int)=0,
+                  batch_size:Param("pairs scored at once", int)=16,
+                  device:Param("torch device (default: the generator on CUDA, else MPS, else the CPU; the segmenter on the CPU)", str)=None,
+                  threads:Param("torch CPU threads; 0: the cores this process may use", int)=0):
+    "Keep the synthetic pairs whose masks best agree with their images; move the others to rejected/ (`filter_synthetic`)."
+    set_threads(threads)
+    try: rec = filter_synthetic(folder, keep_top, checkpoint=ckpt, self_score=not no_self, segmenter=segmenter, steps=steps,
+                                seed=seed, batch_size=batch_size, device=device)
     except (ValueError, CheckpointError, NonFiniteError, FileNotFoundError) as e: raise SystemExit(f"specdm_filter: {e}")
     thr = "-" if rec["threshold"] is None else f"{rec['threshold']:.3f}"; by = [k for k, v in rec["scorers"].items() if isinstance(v, dict)]
-    print(f"{a.folder}: kept {rec['kept']} of {rec['kept'] + rec['rejected']} pairs (keep_top {rec['keep_top']:g}, score >= {thr}, by {' and '.join(by)}); "
-          f"scores in {Path(a.folder)/rec['scores']}, rejected pairs in {Path(a.folder)/rec['rejected_folder']}/")
-
-# %% ../nbs/06b_filter.ipynb #7df519c4
-if __name__ == "__main__" and str(getattr(sys.modules["__main__"], "__file__", "")).endswith("filter.py"): specdm_filter()  # python -m specdm.filter
+    print(f"{folder}: kept {rec['kept']} of {rec['kept'] + rec['rejected']} pairs (keep_top {rec['keep_top']:g}, score >= {thr}, by {' and '.join(by)}); "
+          f"scores in {Path(folder)/rec['scores']}, rejected pairs in {Path(folder)/rec['rejected_folder']}/")

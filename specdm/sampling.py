@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_sampling.ipynb #33160768
 from __future__ import annotations
-import json, math
+import json, math, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Sequence, get_args
@@ -12,6 +12,7 @@ from typing import Callable, Literal, Sequence, get_args
 import numpy as np
 import torch
 from fastcore.basics import patch
+from fastcore.script import Param, call_parse, store_true
 from huggingface_hub import ModelCard, ModelHubMixin
 from torch import Tensor
 
@@ -27,8 +28,8 @@ __all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'Sampl
            'load_ldm', 'Pairs', 'given_parts', 'needs_conditions', 'Conditions', 'load_conditions', 'check_mode',
            'mode_conditions', 'encode_given', 'GivenParts', 'generate', 'BudgetError', 'MinShare', 'pair_allowance',
            'Acceptance', 'draw', 'sample_pairs', 'write_test_checkpoint', 'source_dtype', 'source_radiometry',
-           'stored_image', 'to_dtype', 'write_synthetic', 'sample_parser', 'specdm_sample', 'show_pairs',
-           'class_spectra', 'plot_class_spectra']
+           'stored_image', 'to_dtype', 'write_synthetic', 'specdm_sample', 'show_pairs', 'class_spectra',
+           'plot_class_spectra']
 
 # %% ../nbs/06_sampling.ipynb #399026fb
 Spacing = Literal["trailing", "logsnr", "leading", "linspace"]
@@ -858,31 +859,12 @@ def _check_budget(budget:int|None, n:int, rule:MinShare|None) -> int:
     if budget < n: raise ValueError(f"budget ({budget}) must be at least n ({n}): each pair needs one candidate")
     return int(budget)
 
-# %% ../nbs/06_sampling.ipynb #068fe332
-def write_test_checkpoint(folder:str|Path, task:Literal["seg", "change"]="seg", patch_size:int=16, seed:int=0,
-                          per_part:bool=False, # a U-Net with one step per latent part (all sampling modes, guidance)
-                          parameterization:str="eps", # what the U-Net predicts: "eps" or "v"
-                         ) -> Path:
-    "Write a tiny, untrained latent-diffusion checkpoint (4 bands, 16-px patches) for tests and examples."
-    from dataclasses import asdict
-    from specdm.core import save_checkpoint
-    from specdm.data import select_bands
-    from specdm.ddpm import EMA
-    from specdm.vae import AEConfig, VAEConfig, build_vae, save_vae
-    torch.manual_seed(seed); folder = Path(folder); K = 3 if task == "seg" else 2
-    vae = build_vae(VAEConfig(in_bands=4, num_classes=K, task=task, image=AEConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_mid=False)))
-    save_vae(vae, folder/"vae", overwrite=True)
-    ucfg = UNetConfig(in_channels=vae.latent_channels, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2,), num_heads=1,
-                      parts=vae.latent_split if per_part else None)
-    unet = UNet(ucfg)
-    with torch.no_grad():
-        for p in unet.parameters(): p.add_(0.05 * torch.randn_like(p))  # not the zero output of a fresh U-Net
-    data = dict(bands=[asdict(b) for b in select_bands("rgbn")], class_names=["water", "land", "road"][:K] if task == "seg" else ["no change", "change"],
-                task=task, ignore_index=255, lo=[100.0] * 4, hi=[3000.0] * 4, patch_size=patch_size, source="test")
-    save_checkpoint(folder, {"model": unet.state_dict(), "ema": EMA(unet).state_dict()},
-                    dict(format="specdm.ldm", unet=asdict(ucfg), diffusion=asdict(DiffusionConfig(parameterization=parameterization)), scale_factor=1.0,
-                         latent_shape=[vae.latent_channels, patch_size // 2, patch_size // 2], data=data))
-    return folder
+# %% ../nbs/06_sampling.ipynb #5ab2fe02
+def write_test_checkpoint(*args, **kwargs) -> Path:
+    "Deprecated: moved to `specdm.testing.write_test_checkpoint`, which this calls."
+    warnings.warn("specdm.sampling.write_test_checkpoint moved to specdm.testing.write_test_checkpoint", DeprecationWarning, stacklevel=2)
+    from specdm.testing import write_test_checkpoint
+    return write_test_checkpoint(*args, **kwargs)
 
 # %% ../nbs/06_sampling.ipynb #cbd699c7
 Layout = Literal["folder", "segmunich", "oscd"]
@@ -1064,57 +1046,47 @@ def _join_shards(out:Path, params:dict, world:int, data:dict, budget:int):
     for f in out.glob("progress-*.json"): f.unlink()
 
 # %% ../nbs/06_sampling.ipynb #6893f095
-def sample_parser():
-    "argparse parser of `specdm_sample`."
-    import argparse
-    from specdm.core import HelpFormatter
-    p = argparse.ArgumentParser(prog="specdm_sample", formatter_class=HelpFormatter,
-                                description="Write a synthetic dataset of image–mask pairs sampled from a trained SpecDM checkpoint.")
-    p.add_argument("--ckpt", required=True, help="latent-diffusion checkpoint folder (or a run's ldm/ folder with a `latest` pointer)")
-    p.add_argument("--n", type=int, required=True, help="number of pairs")
-    p.add_argument("--out", required=True, help="output folder: absent or empty, or a run with the same parameters (resumed if unfinished)")
-    p.add_argument("--sampler", choices=get_args(SamplerName), default="ddim", help="denoising sampler: DDPM's ancestral steps, DDIM, or DPM-Solver++(2M)")
-    p.add_argument("--steps", type=int, default=50, help="denoising steps (ddpm: up to 1000)")
-    p.add_argument("--spacing", choices=get_args(Spacing), default=None,
-                   help="timestep grid: trailing (default of ddpm, ddim), logsnr (default of dpmpp2m), leading / linspace (the grids before; "
-                        "what a manifest without `spacing` used)")
-    p.add_argument("--eta", type=float, default=1.0, help="DDIM noise: 0 deterministic, 1 DDPM-like (with 50 steps the better choice for training data: higher consistency in 05_train_ldm's study; the main job's figures and 09's experiments use it too)")
-    p.add_argument("--seed", type=int, default=0, help="pair k depends on the seed and k only (any batch size, resumed or sharded)")
-    p.add_argument("--batch_size", type=int, default=16, help="pairs denoised at once per process")
-    p.add_argument("--layout", choices=get_args(Layout), default="folder",
-                   help="layout of the written dataset: folder (img/, mask/; what specdm_evaluate and specdm_filter read), segmunich (segmentation) or oscd (change)")
-    p.add_argument("--dtype", default=None, help="stored image dtype (uint16, int16, float32…) (default: the source data's, else float32)")
-    p.add_argument("--min_share", nargs="+", default=None, metavar="CLASS=SHARE", help="class-aware sampling: keep only pairs with at least this share of each named class (names or indices), e.g. water=0.05 (default: no rule)")
-    p.add_argument("--budget", type=int, default=None, help="class-aware: max candidates in total (default: 100 per pair)")
-    p.add_argument("--mode", choices=get_args(SamplingMode), default="joint",
-                   help="joint (the paper's), or which parts are given: mask_to_image, joint_then_image, image_to_mask, date1_to_date2, date1_mask_to_date2")
-    p.add_argument("--conditions", default=None, help="what a conditional mode is given: a prepared dataset (its --condition_split) or a folder of mask files (default: none; joint needs none)")
-    p.add_argument("--condition_split", default="train", help="prepared-dataset conditions: the split they come from")
-    p.add_argument("--guidance_scale", type=float, default=1.0, help="classifier-free guidance on the given parts (per-part models); 1: none")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
-    p.add_argument("--device", default=None, help="torch device (default: this process's Accelerate device)")
-    p.add_argument("--progress", action="store_true", help="show a progress bar per batch")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads per process; 0: the cores this process may use, shared among local processes")
-    return p
-
-def specdm_sample(argv:list[str]|None=None):
-    "Console entry point: sample pairs from a checkpoint and write them as a dataset (resumable, sharded under Accelerate)."
+@call_parse
+def specdm_sample(ckpt:Param("latent-diffusion checkpoint folder (or a run's ldm/ folder with a `latest` pointer)", str, required=True)=None,
+                  n:Param("number of pairs", int, required=True)=None,
+                  out:Param("output folder: absent or empty, or a run with the same parameters (resumed if unfinished)", str, required=True)=None,
+                  sampler:Param("denoising sampler: DDPM's ancestral steps, DDIM, or DPM-Solver++(2M)", str, choices=get_args(SamplerName))="ddim",
+                  steps:Param("denoising steps (ddpm: up to 1000)", int)=50,
+                  spacing:Param("timestep grid: trailing (default of ddpm, ddim), logsnr (default of dpmpp2m), leading / linspace (the grids before; "
+                                "what a manifest without `spacing` used)", str, choices=get_args(Spacing))=None,
+                  eta:Param("DDIM noise: 0 deterministic, 1 DDPM-like (with 50 steps the better choice for training data: higher consistency in "
+                            "05_train_ldm's study; the main job's figures and 09's experiments use it too)", float)=1.0,
+                  seed:Param("pair k depends on the seed and k only (any batch size, resumed or sharded)", int)=0,
+                  batch_size:Param("pairs denoised at once per process", int)=16,
+                  layout:Param("layout of the written dataset: folder (img/, mask/; what specdm_evaluate and specdm_filter read), segmunich "
+                               "(segmentation) or oscd (change)", str, choices=get_args(Layout))="folder",
+                  dtype:Param("stored image dtype (uint16, int16, float32…) (default: the source data's, else float32)", str)=None,
+                  min_share:Param("class-aware sampling: keep only pairs with at least this share of each named class (names or indices), "
+                                  "CLASS=SHARE, e.g. water=0.05 (default: no rule)", str, nargs="+")=None,
+                  budget:Param("class-aware: max candidates in total (default: 100 per pair)", int)=None,
+                  mode:Param("joint (the paper's), or which parts are given: mask_to_image, joint_then_image, image_to_mask, date1_to_date2, "
+                             "date1_mask_to_date2", str, choices=get_args(SamplingMode))="joint",
+                  conditions:Param("what a conditional mode is given: a prepared dataset (its --condition_split) or a folder of mask files "
+                                   "(default: none; joint needs none)", str)=None,
+                  condition_split:Param("prepared-dataset conditions: the split they come from", str)="train",
+                  guidance_scale:Param("classifier-free guidance on the given parts (per-part models); 1: none", float)=1.0,
+                  overwrite:Param("replace a non-empty output folder", store_true)=False,
+                  device:Param("torch device (default: this process's Accelerate device)", str)=None,
+                  progress:Param("show a progress bar per batch", store_true)=False,
+                  threads:Param("torch CPU threads per process; 0: the cores this process may use, shared among local processes", int)=0):
+    "Write a synthetic dataset of image–mask pairs sampled from a trained SpecDM checkpoint (resumable, sharded under Accelerate)."
     from specdm.core import load_json
-    a = sample_parser().parse_args(argv); set_threads(a.threads)
-    try: out = write_synthetic(a.ckpt, a.out, a.n, sampler=a.sampler, steps=a.steps, eta=a.eta, spacing=a.spacing, seed=a.seed, batch_size=a.batch_size,
-                               layout=a.layout, dtype=a.dtype, min_share=a.min_share, budget=a.budget, overwrite=a.overwrite,
-                               device=a.device, progress=a.progress, mode=a.mode, conditions=a.conditions,
-                               condition_split=a.condition_split, guidance_scale=a.guidance_scale)
+    set_threads(threads)
+    try: folder = write_synthetic(ckpt, out, n, sampler=sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, batch_size=batch_size,
+                                  layout=layout, dtype=dtype, min_share=min_share, budget=budget, overwrite=overwrite, device=device,
+                                  progress=progress, mode=mode, conditions=conditions, condition_split=condition_split, guidance_scale=guidance_scale)
     except (ValueError, FileExistsError, CheckpointError, BudgetError, NonFiniteError) as e: raise SystemExit(f"specdm_sample: {e}")
-    man = out/"manifest.json"
+    man = folder/"manifest.json"
     if man.is_file() and process_rank() == 0:
         m = load_json(man); acc = m.get("acceptance")
-        print(f"{out}: {len(m['files'])} pairs ({m['layout']} layout, {m['dtype']}), {m['sampler']} {m['steps']} steps ({run_spacing(m)} grid), seed {m['seed']}"
+        print(f"{folder}: {len(m['files'])} pairs ({m['layout']} layout, {m['dtype']}), {m['sampler']} {m['steps']} steps ({run_spacing(m)} grid), seed {m['seed']}"
               + (f"; class-aware {acc['min_share']}: acceptance rate {acc['rate']:.1%}" if acc else "")
               + (f"; mode {m['mode']}, guidance scale {m['guidance_scale']:g}" + (f", conditions {m['conditions']['source']}" if m.get('conditions') else "") if m.get("mode", "joint") != "joint" else ""))
-
-import sys
-if __name__ == "__main__" and str(getattr(sys.modules["__main__"], "__file__", "")).endswith("sampling.py"): specdm_sample()  # python -m specdm.sampling
 
 # %% ../nbs/06_sampling.ipynb #cf80e2bf
 def show_pairs(p:Pairs, k:int=8, # number of pairs to draw

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from specdm.core import load_checkpoint, load_json, save_json, seed_everything
+from specdm.core import TrainingRun, load_checkpoint, load_json, save_json, seed_everything
 from specdm.data import PreparedDataset, SegmentationDataset
 from specdm.experiments import (Condition, ExperimentConfig, build_model, limited_dataset, limited_subset, paper_table, ratio_table, run_experiment,
                                 subset_patches, synthetic_conditions, synthetic_set, training_set, weights_sha256)
 from specdm.layouts import mask_layouts
 from specdm.prepare import prepare
-from specdm.sampling import write_synthetic, write_test_checkpoint
+from specdm.sampling import write_synthetic
+from specdm.testing import write_test_checkpoint
 
 ROOT = Path(__file__).parents[1]
 
@@ -154,7 +155,7 @@ def test_each_protocol_runs_in_its_own_folder(protocol_runs):
 def test_finetuning_starts_from_the_pretrained_weights(protocol_runs, standins):
     out, _ = protocol_runs; run = out/"runs"/"segformer-tiny"/"mix_two_stream_x1-pretrain_finetune"/"seed_0"
     r = load_json(run/"result.json")
-    best = run/"pretrain"/load_json(run/"pretrain"/"best.json")["folder"]
+    best = TrainingRun(run/"pretrain").best()
     assert r["finetune_start_sha256"] == weights_sha256(load_checkpoint(best)[1]["model"]) # the pre-training's best epoch, read back from disk
     seed_everything(0, rank=0); fresh = build_model("segformer-tiny", "seg", 4, 3) # what the run would start from without pre-training
     assert r["finetune_start_sha256"] != weights_sha256(fresh.state_dict())

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from specdm.data import DataError
 from specdm.filter import filter_synthetic, keep_top, quality_scores, specdm_filter
 from specdm.metrics import folder_set, pairs_set, reference_normalizer, save_spectral_net, train_spectral_net
-from specdm.sampling import Pairs, write_synthetic, write_test_checkpoint
+from specdm.sampling import Pairs, write_synthetic
+from specdm.testing import write_test_checkpoint
 
 BANDS, CLASSES = ["B4", "B3", "B2", "B8"], ["water", "land", "road"]
 
@@ -83,11 +84,12 @@ def test_change_folder_is_scored_by_the_generator(tmp_path):
     assert rec["kept"] == 2 and rec["scorers"]["segmenter"].startswith("skipped") and "self" in rec["scorers"]
     assert len(list((syn/"rejected").rglob("*.tif"))) == 6  # two triplets: date 1, date 2, mask
 
-def test_command_line(ck, tmp_path, capsys):
+def test_command_line(ck, tmp_path, capsys, monkeypatch):
     syn = write_synthetic(ck, tmp_path/"syn", 4, steps=2)
-    specdm_filter(["--folder", str(syn), "--keep_top", "0.25", "--steps", "2"])
+    monkeypatch.setattr(sys, "argv", ["specdm_filter", "--folder", str(syn), "--keep_top", "0.25", "--steps", "2", "--threads", "1"])
+    assert specdm_filter() is None  # parses sys.argv, as the console script does
     assert "kept 1 of 4 pairs" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="filtered before"): specdm_filter(["--folder", str(syn)])
+    with pytest.raises(SystemExit, match="filtered before"): specdm_filter(folder=str(syn), threads=1)
     r = subprocess.run([sys.executable, "-m", "specdm.filter", "--help"], capture_output=True, text=True)  # a fresh process
     assert r.returncode == 0 and "--keep_top" in r.stdout
 
@@ -95,7 +97,8 @@ def test_self_score_refused_on_image_to_mask_folders(tmp_path):
     import numpy as np
     import torch
     from specdm.filter import filter_synthetic
-    from specdm.sampling import write_synthetic, write_test_checkpoint
+    from specdm.sampling import write_synthetic
+    from specdm.testing import write_test_checkpoint
     ck = write_test_checkpoint(tmp_path/"ck", per_part=True)
     imgs = write_synthetic(ck, tmp_path/"joint", 2, steps=2)
     from specdm.metrics import folder_set

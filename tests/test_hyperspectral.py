@@ -1,6 +1,6 @@
 """Hyperspectral sources: bands described by wavelength, MATLAB / ENVI / tagged GeoTIFF readers, the scene and csv layouts.
 
-Every fixture is written here (`specdm.data.write_hyperspectral_fixture` and small files below); the real Indian Pines
+Every fixture is written here (`specdm.testing.write_hyperspectral_fixture` and small files below); the real Indian Pines
 and EnMAP tests skip when SPECDM_DATA is absent.
 """
 import json, subprocess, sys
@@ -11,8 +11,9 @@ import pytest
 import scipy.io
 
 from specdm.data import (ENMAP_POTSDAM_CLASSES, INDIAN_PINES_CLASSES, SPLITS, Band, DataError, PreparedDataset, band_metadata,
-                         csv_pairs, file_bands, read_mat, read_scene, write_geotiff, write_hyperspectral_fixture)
+                         csv_pairs, file_bands, read_mat, read_scene, write_geotiff)
 from specdm.prepare import prepare
+from specdm.testing import write_hyperspectral_fixture
 
 def run(*args):
     exe = Path(sys.executable).parent/"specdm_prepare"

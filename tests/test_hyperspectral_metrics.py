@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from specdm.data import PreparedDataset, write_hyperspectral_fixture
+from specdm.data import PreparedDataset
+from specdm.testing import write_hyperspectral_fixture
 from specdm.prepare import prepare
 
 @pytest.fixture(scope="module")

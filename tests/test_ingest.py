@@ -190,7 +190,8 @@ def test_band_descriptions_used_or_the_assumed_order_warned(tmp_path):
 @pytest.mark.parametrize("compress", ["lzw", "deflate", "zstd"])
 def test_compressed_segmunich_tiles(tmp_path, compress):
     import tifffile
-    from specdm.data import write_segmunich_fixture, read_stacked_tiff
+    from specdm.data import read_stacked_tiff
+    from specdm.testing import write_segmunich_fixture
     root = write_segmunich_fixture(tmp_path/"sm", n=1, size=64, splits=("train",))
     f = root/"train"/"img"/"SegMunich_train_img_0.tif"; x = tifffile.imread(f)
     tifffile.imwrite(f, x, compression=compress)

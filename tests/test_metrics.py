@@ -50,8 +50,8 @@ def write_folder(ds:PreparedDataset, out:Path, *, idx, transform=lambda x: x, ba
     return out
 
 def evaluate_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "import sys, torch; torch.set_num_threads(1); from specdm.metrics import specdm_evaluate; specdm_evaluate(sys.argv[1:])",
-                           *map(str, args)], capture_output=True, text=True)
+    "Run the specdm_evaluate console script with one torch thread."
+    return subprocess.run([str(Path(sys.executable).parent/"specdm_evaluate"), *map(str, args), "--threads", "1"], capture_output=True, text=True)
 
 def test_specdm_evaluate_cli(scenes, tmp_path):
     val = scenes.indices("val")

@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from specdm.sampling import load_ldm, sample_pairs, write_synthetic, write_test_checkpoint
+from specdm.sampling import load_ldm, sample_pairs, write_synthetic
+from specdm.testing import write_test_checkpoint
 
 # Fingerprints of `sample_pairs(write_test_checkpoint(task), 3, sampler, steps, seed=1)` computed with the code of commit
 # 351349a (before per-part steps existed): sum of the images, sum of their squares, sum of the masks.
@@ -50,19 +51,22 @@ def test_conditions_from_a_prepared_dataset_and_a_mask_folder(tmp_path):
     with pytest.raises(ValueError, match="no mask files"):
         (tmp_path/"empty").mkdir(); sample_pairs(m, 1, steps=2, mode="mask_to_image", conditions=tmp_path/"empty")
 
-def test_specdm_sample_mode_options(tmp_path, capsys):
+def test_specdm_sample_mode_options(tmp_path, capsys, monkeypatch):
+    "The options as the console script reads them from sys.argv (fastcore's call_parse), in this process."
+    import sys
     import numpy as np
     from specdm.data import write_geotiff
     from specdm.sampling import specdm_sample
     ck = write_test_checkpoint(tmp_path/"ck", per_part=True); (tmp_path/"masks").mkdir()
     for k in range(2): write_geotiff(tmp_path/"masks"/f"m{k}.tif", np.full((16, 16), k + 1, np.uint8))
-    specdm_sample(["--ckpt", str(ck), "--n", "3", "--out", str(tmp_path/"syn"), "--steps", "2", "--mode", "mask_to_image",
-                   "--conditions", str(tmp_path/"masks"), "--guidance_scale", "1.5"])
+    monkeypatch.setattr(sys, "argv", ["specdm_sample", "--ckpt", str(ck), "--n", "3", "--out", str(tmp_path/"syn"), "--steps", "2",
+                                      "--mode", "mask_to_image", "--conditions", str(tmp_path/"masks"), "--guidance_scale", "1.5", "--threads", "1"])
+    assert specdm_sample() is None
     assert "mode mask_to_image, guidance scale 1.5, conditions" in capsys.readouterr().out
     man = json.loads((tmp_path/"syn"/"manifest.json").read_text())
     assert man["conditions"]["rows"] == [0, 1, 0] and len(man["conditions"]["sha256"]) == 64
     with pytest.raises(SystemExit, match="needs conditions"):
-        specdm_sample(["--ckpt", str(ck), "--n", "1", "--out", str(tmp_path/"syn2"), "--steps", "2", "--mode", "mask_to_image"])
+        specdm_sample(ckpt=str(ck), n=1, out=str(tmp_path/"syn2"), steps=2, mode="mask_to_image", threads=1)
     assert not (tmp_path/"syn2").exists()  # refused before anything is written
 
 def test_conditions_refused_before_anything_is_written(tmp_path):

@@ -2,7 +2,8 @@
 import json, shutil, subprocess, sys
 from pathlib import Path
 import numpy as np
-from specdm.data import PreparedDataset, write_oscd_fixture, write_segmunich_fixture
+from specdm.data import PreparedDataset
+from specdm.testing import write_oscd_fixture, write_segmunich_fixture
 
 def run(*args):
     exe = Path(sys.executable).parent/"specdm_prepare"

@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from specdm.data import folder_items, read_raster
-from specdm.sampling import write_synthetic, write_test_checkpoint
+from specdm.sampling import write_synthetic
+from specdm.testing import write_test_checkpoint
 
 SCRIPT = textwrap.dedent('''
     import sys, torch

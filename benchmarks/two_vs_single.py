@@ -22,8 +22,8 @@ import numpy as np
 import specdm # noqa: F401  (before torch: waiting OpenMP threads sleep)
 import torch
 from _timing import footer, header
-from specdm.metrics import (InceptionFeatures, Reference, get_spectral_net, make_report, pairs_set, prepared_set,
-                            reference_normalizer)
+from specdm.metrics import InceptionFeatures, Reference, get_spectral_net, pairs_set, prepared_set, reference_normalizer
+from specdm.report import make_report
 from specdm.sampling import load_ldm, sample_pairs
 
 PAPER = {"two_stream": dict(image_fid=5.19, mask_fid=10.79, msad=0.03), "single_stream": dict(image_fid=70.44, mask_fid=50.01, msad=0.13)}

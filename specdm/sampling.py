@@ -351,10 +351,10 @@ def _card_table(header:Sequence[str], rows:Sequence[Sequence]) -> str:
 
 def _report_lines(report:dict) -> list[str]:
     "The headline numbers of a `specdm.metrics` report, one line each."
-    from specdm.metrics import summary_line
+    from specdm.report import summary_line
     real, syn = report.get("real", {}), report.get("synthetic", {})
     return [f"{syn.get('n', '?')} synthetic pairs compared with {real.get('n', '?')} real pairs of the `{real.get('split', '?')}` split by "
-            f"`specdm.metrics.evaluate` ({report.get('created', '')}). FID, mSAD (mean spectral angle, rad) and class TV (distance "
+            f"`specdm.report.evaluate` ({report.get('created', '')}). FID, mSAD (mean spectral angle, rad) and class TV (distance "
             "between class shares): lower is better; consistency (mIoU of a real-data segmenter on the generated pairs, beside its "
             "score on real pairs): higher is better.", "", summary_line(report)]
 

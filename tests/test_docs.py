@@ -7,7 +7,7 @@ _spec = importlib.util.spec_from_file_location("execute_docs", ROOT/"tools"/"exe
 docs = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(docs)
 
 # notebooks whose executed outputs hold figures (index prints a shape, it draws nothing)
-WITH_FIGURES = {"01_data.ipynb", "01a_scenes.ipynb", "03_vae.ipynb", "04_ddpm.ipynb", "06_sampling.ipynb", "07_metrics.ipynb",
+WITH_FIGURES = {"01_data.ipynb", "01a_scenes.ipynb", "03_vae.ipynb", "04_ddpm.ipynb", "06_sampling.ipynb", "07a_report.ipynb",
                 "09_experiments.ipynb", "10_tutorial.ipynb"}
 
 def test_docs_notebooks_show_outputs():

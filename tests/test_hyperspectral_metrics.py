@@ -29,7 +29,8 @@ def job(tmp_path_factory):
     return d, ds, res, write_synthetic(res.ldm, d/"syn", 6, steps=3, dtype="float32")
 
 def test_report_at_200_bands(job):
-    from specdm.metrics import InceptionFeatures, evaluate, fid_tracks, inception_path, plot_spectral_profiles, prepared_set
+    from specdm.metrics import InceptionFeatures, fid_tracks, inception_path, prepared_set
+    from specdm.report import evaluate, plot_spectral_profiles
     d, ds, res, syn = job
     assert len(ds.bands) == 200 and len(ds.class_names) == 16 and ds.meta["ignore_index"] == 255
     rep = evaluate(ds.path, syn, d/"rep"/"report.json", extractor_steps=10, vae=res.vae, inception=False) # Inception's FIDs: 15 s more, below
@@ -88,7 +89,8 @@ def test_job_figures_and_unlabelled_class_at_200_bands(job):
 def test_extractor_of_another_dataset_is_refused_briefly(job, tmp_path):
     "An extractor trained on another dataset: a short error that says what to do, not 400 band names."
     from specdm.data import DataError
-    from specdm.metrics import evaluate, prepared_set
+    from specdm.metrics import prepared_set
+    from specdm.report import evaluate
     d, ds, res, syn = job
     ext = tmp_path/"net"; evaluate(ds.path, syn, None, extractor=ext, extractor_steps=2, inception=False, figures=False)
     s2 = PreparedDataset(prepare("scenes", tmp_path/"s2", n_scenes=4, scene_size=64, patch_size=32))

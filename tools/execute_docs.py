@@ -13,7 +13,7 @@ nbdev's flags; execnb is the kernel-free shell `nbdev_test` itself uses, so a no
 here the same way.
 
     python tools/execute_docs.py                 # all of DOCS, quick cells only (what nbdev_test runs)
-    python tools/execute_docs.py nbs/07_metrics.ipynb
+    python tools/execute_docs.py nbs/07a_report.ipynb
     python tools/execute_docs.py nbs/10_tutorial.ipynb --as_user      # as a reader runs it: full size, IN_TEST unset
     python tools/execute_docs.py --check         # sizes only: every figure < 150 KB, all notebooks < 5 MB
 
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT/"nbs"
 # The notebooks people read as documentation, committed executed (issue 15: light outputs).
 DOCS = ["index.ipynb", "01_data.ipynb", "01a_scenes.ipynb", "03_vae.ipynb", "04_ddpm.ipynb", "06_sampling.ipynb",
-        "07_metrics.ipynb", "09_experiments.ipynb", "10_tutorial.ipynb"]
+        "07_metrics.ipynb", "07a_report.ipynb", "09_experiments.ipynb", "10_tutorial.ipynb"]
 MAX_FIGURE = 150_000   # bytes of one PNG figure
 MAX_TOTAL = 5_000_000  # bytes of all documentation notebooks together
 FIG_DPI = 72           # matplotlib's screen resolution; figures keep their size in inches

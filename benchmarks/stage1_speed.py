@@ -5,7 +5,7 @@
 "before" is the image loss as it was composed from torch operators (`(x_hat - x).abs()` averaged, SAD through unit
 vectors, about ten full-size temporaries each way; copied here verbatim) with torch's plain AdamW; "after" is
 `specdm.losses.image_loss` (the hand-written SAD, see nbs/02_losses.ipynb) with `specdm.core.adamw` (fused where torch
-has the kernel), as `specdm.vae.train_vae` runs them. The step is forward + backward + optimiser step of the main job's
+has the kernel), as `specdm.train.train_vae` runs them. The step is forward + backward + optimiser step of the main job's
 stage-1 model (two-stream VAE, base width 32, ch_mult 1,2,2, one ResNet block per level) on `--bands` bands,
 `--size`-px patches and `--batch` images. Both variants run in alternating rounds; medians and ratios are printed, with
 the threads, CPU and load. The losses and gradients of both are compared first (they agree to float tolerance).

@@ -41,7 +41,8 @@ def worker(job:dict) -> dict:
     "Train one model on one prepared dataset (in this process) and evaluate it on the validation split."
     import torch
     from specdm.data import ChangeDataset, PreparedDataset, SegmentationDataset
-    from specdm.vae import AEConfig, TrainConfig, VAEConfig, build_vae, evaluate_vae, train_vae
+    from specdm.train import TrainConfig, train_vae
+    from specdm.vae import AEConfig, VAEConfig, build_vae, evaluate_vae
     ds = PreparedDataset(job["data"]); DS = ChangeDataset if ds.task == "change" else SegmentationDataset
     train, val = DS(ds, "train", augment=True), DS(ds, "val")
     torch.manual_seed(job["seed"])

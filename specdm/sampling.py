@@ -388,7 +388,7 @@ def generate_model_card(self:LatentDiffusion, report:dict|str|Path|None=None) ->
            f"- stage 2 (U-Net): {json.dumps(asdict(self.unet.cfg))}", f"- diffusion: {json.dumps(c.get('diffusion', {}))}",
            f"- weights: {'the exponential moving average (EMA)' if c.get('weights', 'ema') == 'ema' else 'the raw (non-EMA) ones'}; "
            f"stage 2 trained {c.get('step', '?')} steps, stage 1 {vae_cfg.get('step', '?')}; mixed precision: {c.get('precision', {}).get('used', 'no')}", "",
-           "## Training", "", "Stage 1 (`specdm.vae.TrainConfig`):", "", "```json", json.dumps(vae_cfg.get("train", {}), indent=1), "```", "",
+           "## Training", "", "Stage 1 (`specdm.train.TrainConfig`):", "", "```json", json.dumps(vae_cfg.get("train", {}), indent=1), "```", "",
            "Stage 2 (`specdm.train.LDMTrainConfig`):", "", "```json", json.dumps(c.get("train", {}), indent=1), "```", ""]
     out += ["## Quality", ""] + (_report_lines(report) if report else ["No quality report was given; `specdm_evaluate` makes one."])
     return ModelCard(f"---\n{meta.to_yaml()}\n---\n\n" + "\n".join(out) + "\n")

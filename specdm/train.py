@@ -13,20 +13,153 @@ from typing import Literal, Sequence, get_args
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from .core import (TrainingRun, cpu_has_bf16, adamw, runnable_precision, set_threads, CheckpointError, append_log, log_record, start_tracking, stop_tracking, tracker_options, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
                          read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, staged_folder,
                          trim_log, epoch_batches, SeededItems, StepProgress)
 from .data import ChangeDataset, PreparedDataset, SegmentationDataset, flip_rotate
 from .ddpm import EMA, DiffusionConfig, GaussianDiffusion, UNet, UNetConfig, latent_scale_factor
-from .vae import AEConfig, TrainConfig, VAEConfig, build_vae, load_vae, train_vae
+from .vae import AEConfig, Precision, VAEBase, VAEConfig, _choice, _write_vae_files, build_vae, evaluate_vae, load_vae
 
 # %% auto #0
-__all__ = ['DIHEDRAL', 'PART_MODES', 'Precision', 'FIGURES', 'VAL_METRICS', 'encode_moments', 'part_times', 'LatentSet',
-           'first_batch_scale', 'LDMTrainConfig', 'per_part_training', 'data_description', 'write_ldm_checkpoint',
-           'LDMResult', 'train_ldm', 'RandomCrop', 'JobConfig', 'job_data', 'vae_config', 'unet_config', 'JobResult',
-           'run_job', 'figure_path', 'write_png', 'plot_training', 'plot_samples_beside_real', 'class_shares',
-           'plot_class_shares', 'job_figures', 'job_parser', 'specdm_train']
+__all__ = ['DIHEDRAL', 'PART_MODES', 'FIGURES', 'VAL_METRICS', 'TrainConfig', 'TrainResult', 'train_vae', 'plot_losses',
+           'encode_moments', 'part_times', 'LatentSet', 'first_batch_scale', 'LDMTrainConfig', 'per_part_training',
+           'data_description', 'write_ldm_checkpoint', 'LDMResult', 'train_ldm', 'RandomCrop', 'JobConfig', 'job_data',
+           'vae_config', 'unet_config', 'JobResult', 'run_job', 'figure_path', 'write_png', 'plot_training',
+           'plot_samples_beside_real', 'class_shares', 'plot_class_shares', 'job_figures', 'job_parser', 'specdm_train']
+
+# %% ../nbs/05_train_ldm.ipynb #532b09f6
+@dataclass(frozen=True)
+class TrainConfig:
+    "Stage-1 training settings."
+    max_steps:int = 1000 # optimizer steps
+    batch_size:int = 8 # per process and micro-batch
+    lr:float = 1e-4 # AdamW learning rate
+    betas:tuple[float, float] = (0.9, 0.999) # AdamW betas
+    weight_decay:float = 0.0 # AdamW decoupled weight decay
+    grad_clip:float|None = 1.0 # max gradient norm; None: no clipping
+    grad_accum:int = 1 # micro-batches per optimizer step
+    mixed_precision:Precision = "no" # "bf16" / "fp16" on accelerators
+    cpu:bool = False # force the CPU even when a GPU is there
+    seed:int = 0 # seeds RNGs, data order and augmentation
+    sample_posterior:bool = True # decode z ~ q(z|x) (True, as LDM) or its mean
+    log_every:int = 10 # steps between train-log lines
+    val_every:int = 500 # steps between validations (and at the end)
+    val_batches:int|None = None # cap on validation batches; None: the whole set
+    ckpt_every:int = 500 # steps between checkpoints (and at the end)
+    keep_last:int = 2 # step checkpoints kept
+    num_workers:int = 0 # DataLoader workers
+    threads:int = 0 # torch CPU threads per process; 0: `specdm.core.set_threads`'s policy (cores shared by local processes)
+    progress:bool = True # progress bar
+
+    def __post_init__(self):
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        _choice("mixed_precision", self.mixed_precision, get_args(Precision))
+        for k in ("max_steps", "batch_size", "grad_accum", "log_every", "val_every", "ckpt_every", "keep_last"):
+            if int(getattr(self, k)) < 1: raise ValueError(f"TrainConfig.{k} must be >= 1, got {getattr(self, k)}")
+        if self.lr <= 0 or (self.grad_clip is not None and self.grad_clip <= 0): raise ValueError("lr and grad_clip must be > 0")
+        if self.num_workers < 0 or self.threads < 0: raise ValueError("num_workers and threads must be >= 0")
+
+# %% ../nbs/05_train_ldm.ipynb #49b05da3
+def _vae_resumable(folder:Path, model:VAEBase, cfg:TrainConfig) -> dict:
+    "The weights of a stage-1 step checkpoint, after checking that it is this model and (with a warning) these settings."
+    ccfg, sds = load_checkpoint(folder)
+    if VAEConfig.from_dict(ccfg["vae"]) != model.config:
+        raise ValueError(f"{folder}: checkpoint model config differs from the model given to train_vae; use a new run folder")
+    diff = sorted(k for k, v in asdict(cfg).items() if k in ccfg.get("train", {}) and json.loads(json.dumps(v)) != ccfg["train"][k]
+                  and k not in ("max_steps", "log_every", "val_every", "val_batches", "ckpt_every", "keep_last", "progress", "num_workers"))
+    if diff: warnings.warn(f"resuming {folder} with different training settings {diff}: the run will not match an uninterrupted one")
+    return sds["model"]
+
+
+# %% ../nbs/05_train_ldm.ipynb #cb55bfee
+@dataclass
+class TrainResult:
+    "What `train_vae` returns."
+    run_dir:Path # the run folder: ckpt/, log.jsonl
+    step:int # optimizer steps done
+    checkpoint:Path|None # the last step checkpoint written
+    metrics:dict|None # last validation metrics (rmse, sad, ce, acc)
+
+# %% ../nbs/05_train_ldm.ipynb #3eafc83c
+def _progress(it:range, enabled:bool):
+    "Stage 1's steps `it` with a fastprogress bar and progress lines (`specdm.core.StepProgress`), or `it` itself."
+    if not enabled: return it
+    from specdm.core import StepProgress
+    return StepProgress(it, "stage 1")
+
+# %% ../nbs/05_train_ldm.ipynb #ff68491d
+def train_vae(model:VAEBase, # built by the caller (`build_vae`); trained in place
+              train_data:Dataset, # items (image, mask): (C, H, W) or (2, C, H, W) in [-1, 1], (H, W) int64
+              run_dir:str|Path, # run folder: ckpt/ and log.jsonl
+              *, cfg:TrainConfig|None=None, # training settings; None: `TrainConfig()`
+              val_data:Dataset|None=None, # validated every `val_every` steps and at the end
+              resume:bool=True, # continue from run_dir's latest checkpoint when there is one
+             ) -> TrainResult:
+    "Train a stage-1 VAE with AdamW under Accelerate; checkpoint, validate, log, and resume exactly."
+    from accelerate import Accelerator
+    cfg = cfg or TrainConfig(); run_dir = Path(run_dir)
+    on_gpu = torch.cuda.is_available() and not cfg.cpu # what runs is what the checkpoint records
+    cfg = replace(cfg, mixed_precision=runnable_precision(cfg.mixed_precision, "cuda" if on_gpu else "cpu", what="stage 1"))
+    acc = Accelerator(cpu=cfg.cpu or not torch.cuda.is_available(), # cpu=True lets several CPU processes form a group
+                      mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum, **tracker_options(run_dir))
+    seed_everything(cfg.seed, rank=acc.process_index); set_threads(cfg.threads) # after Accelerate, which may set its own
+    opt = adamw(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    run = TrainingRun(run_dir, acc=acc, resume=resume, keep_last=cfg.keep_last)
+    if run.folder is not None: model.load_state_dict(_vae_resumable(run.folder, model, cfg))
+    step = run.resume(optimizer=opt)
+    start_tracking(acc, dict(stage="vae", train=asdict(cfg), vae=model.config.to_dict()))
+    model, opt = acc.prepare(model, opt)
+    run.restore_rng()
+    try: return _train_loop(acc, run, model, opt, cfg, train_data, val_data, step)
+    finally: stop_tracking(acc)
+
+# %% ../nbs/05_train_ldm.ipynb #12220dad
+def _train_loop(acc, run:TrainingRun, model, opt, cfg:TrainConfig, train_data, val_data, step:int) -> TrainResult:
+    "The loop of `train_vae`, from optimizer step `step` to `cfg.max_steps`."
+    dev, metrics, sums, n, t0 = acc.device, None, {}, 0, time.time()
+    batches = micro_batches(train_data, cfg.batch_size, seed=cfg.seed, start=step * cfg.grad_accum, rank=acc.process_index,
+                            world=acc.num_processes, num_workers=cfg.num_workers)
+    model.train(); pb = _progress(range(step, cfg.max_steps), cfg.progress and acc.is_main_process)
+    for s in pb:
+        for _ in range(cfg.grad_accum):
+            image, mask = next(batches)
+            with acc.accumulate(model):
+                out = model(image.to(dev), mask.to(dev), sample_posterior=cfg.sample_posterior)
+                acc.backward(out.loss)
+                if acc.sync_gradients and cfg.grad_clip: sums["grad_norm"] = sums.get("grad_norm", 0.) + float(acc.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+                opt.step(); opt.zero_grad()
+            for k, v in out.logs.items(): sums[k] = sums.get(k, 0.) + float(v.detach()) / cfg.grad_accum
+        s, n = s + 1, n + 1 # steps done
+        if hasattr(pb, "comment"): pb.comment = f"loss {out.loss.detach().item():.4f}"
+        if s % cfg.log_every == 0 or s == cfg.max_steps:
+            run.log(dict(step=s, split="train", **{k: v / n for k, v in sums.items()}, lr=opt.param_groups[0]["lr"], time=round(time.time() - t0, 2)))
+            sums, n = {}, 0
+        if val_data is not None and (s % cfg.val_every == 0 or s == cfg.max_steps):
+            if acc.is_main_process:
+                metrics = evaluate_vae(acc.unwrap_model(model), val_data, batch_size=cfg.batch_size, max_batches=cfg.val_batches)
+                run.log(dict(step=s, split="val", **metrics))
+            acc.wait_for_everyone()
+        if s % cfg.ckpt_every == 0 or s == cfg.max_steps:
+            run.save(s, lambda d: _write_vae_files(acc.unwrap_model(model), d, dict(step=s, train=asdict(cfg))), optimizer=opt)
+    acc.wait_for_everyone()
+    return TrainResult(run.run_dir, max(step, cfg.max_steps), run.folder, metrics)
+
+# %% ../nbs/05_train_ldm.ipynb #83616ecc
+def plot_losses(run_dir:str|Path, keys:tuple[str, ...]=("loss", "l1", "sad", "ce"), figsize=(8, 3)):
+    "Training loss terms (log scale) and validation RMSE / SAD / CE against the step."
+    import matplotlib.pyplot as plt
+    recs = read_log(run_dir); tr = [r for r in recs if r["split"] == "train"]; va = [r for r in recs if r["split"] == "val"]
+    fig, axs = plt.subplots(1, 2, figsize=figsize)
+    for k in keys:
+        if tr and k in tr[0]: axs[0].plot([r["step"] for r in tr], [r[k] for r in tr], label=k)
+    axs[0].set(yscale="log", xlabel="step", title="training"); axs[0].legend(fontsize=7)
+    for k in ("rmse", "sad", "ce"):
+        if va: axs[1].plot([r["step"] for r in va], [r[k] for r in va], marker="o", ms=3, label=k)
+    axs[1].set(yscale="log", xlabel="step", title="validation"); axs[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/05_train_ldm.ipynb #d6ab4dac
 DIHEDRAL = [(k, f) for f in (False, True) for k in range(4)]  # the 8 symmetries of the square
@@ -90,8 +223,6 @@ def first_batch_scale(latents:LatentSet, batch_size:int, seed:int) -> float:
     return latent_scale_factor(torch.stack([SeededItems(latents)[b][0] for b in batch]))
 
 # %% ../nbs/05_train_ldm.ipynb #8df987bd
-Precision = Literal["no", "fp16", "bf16"]
-
 @dataclass(frozen=True)
 class LDMTrainConfig:
     "Stage-2 training settings."
@@ -161,7 +292,7 @@ class LDMResult:
     checkpoint:Path|None # the last checkpoint written (or resumed from)
     scale_factor:float # 1 / std(z) of the first batch
 
-def _check_resumable(folder:Path, unet_cfg:UNetConfig, diff_cfg:DiffusionConfig) -> tuple[dict, float]:
+def _ldm_resumable(folder:Path, unet_cfg:UNetConfig, diff_cfg:DiffusionConfig) -> tuple[dict, float]:
     "The U-Net and EMA weights of a stage-2 step checkpoint and its scale factor, after checking that it is this run's model."
     cfg, sds = load_checkpoint(folder)
     if cfg.get("unet") != json.loads(json.dumps(asdict(unet_cfg))) or cfg.get("diffusion") != asdict(diff_cfg):
@@ -202,7 +333,7 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
     run = TrainingRun(run_dir, acc=acc, resume=resume, keep_last=cfg.keep_last)
     if run.folder is not None:
-        sds, scale = _check_resumable(run.folder, unet, diffusion); net.load_state_dict(sds["model"]); ema.load_state_dict(sds["ema"])
+        sds, scale = _ldm_resumable(run.folder, unet, diffusion); net.load_state_dict(sds["model"]); ema.load_state_dict(sds["ema"])
     else: scale = first_batch_scale(latents, cfg.batch_size * acc.num_processes, cfg.seed)
     step = run.resume(optimizer=opt, scheduler=sched)
     net, opt = acc.prepare(net, opt)

@@ -27,7 +27,8 @@ STALL = textwrap.dedent('''
 TRAIN = dict(
     stage1='''
         from specdm.data import SegmentationDataset
-        from specdm.vae import AEConfig, TrainConfig, VAEConfig, build_vae, train_vae
+        from specdm.train import TrainConfig, train_vae
+        from specdm.vae import AEConfig, VAEConfig, build_vae
         torch.manual_seed(0)
         model = build_vae(VAEConfig(in_bands=10, num_classes=7, image=AEConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, z_channels=4, attn_mid=False)))
         train_vae(model, SegmentationDataset(root + "/data", "train", augment=True), run, val_data=SegmentationDataset(root + "/data", "val"),

@@ -17,7 +17,8 @@ TRAIN = textwrap.dedent('''
     from pathlib import Path
     from specdm.data import ChangeDataset, PreparedDataset, oscd_items, prepare_dataset
     from specdm.testing import write_oscd_fixture
-    from specdm.vae import AEConfig, TrainConfig, VAEConfig, build_vae, train_vae
+    from specdm.train import TrainConfig, train_vae
+    from specdm.vae import AEConfig, VAEConfig, build_vae
     root, run, steps = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     if not (root/"ds"/"dataset.json").is_file():
         write_oscd_fixture(root/"raw", cities=("alpha", "beta"), size=64)
@@ -114,7 +115,8 @@ DDP = textwrap.dedent('''
     from pathlib import Path
     from accelerate import notebook_launcher
     from torch.utils.data import Dataset
-    from specdm.vae import AEConfig, TrainConfig, VAEConfig, build_vae, train_vae
+    from specdm.train import TrainConfig, train_vae
+    from specdm.vae import AEConfig, VAEConfig, build_vae
     class Pairs(Dataset):
         def __init__(self, n):
             g = torch.Generator().manual_seed(0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib, json, os, random, shutil, tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ __all__ = ['process_rank', 'seed_everything', 'get_device', 'atomic_write', 'sav
            'clean_partials', 'commit_step', 'resolve_checkpoint', 'TrainingRun', 'coerce_value', 'field_types',
            'check_fields', 'config_from_params', 'notebook_params', 'HelpFormatter', 'config_parser', 'parse_config',
            'cpu_has_bf16', 'runnable_precision', 'cores_available', 'thread_count', 'set_threads', 'adamw',
-           'StepProgress']
+           'StepProgress', 'moved_names']
 
 # %% ../nbs/00_core.ipynb #0f319eca
 def process_rank() -> int:
@@ -641,3 +641,17 @@ class StepProgress:
             if pb is not None: pb.comment = self.comment
             done = s + 1
             if self.every and not console and (done % self.every == 0 or done == self.steps.stop): print(self.line(done, time.time() - t0), flush=True)
+
+# %% ../nbs/00_core.ipynb #aed61409
+def moved_names(old:str, # the module the names were in, e.g. "specdm.vae"
+                new:str, # the module they are in now, e.g. "specdm.train"
+                names:Sequence[str]): # the names that moved
+    "A module `__getattr__` (PEP 562) that forwards `names` from `old` to `new` with a `DeprecationWarning`; other names raise `AttributeError`."
+    names = frozenset(names)
+    def __getattr__(name:str):
+        if name in names:
+            import importlib, warnings
+            warnings.warn(f"{old}.{name} moved to {new}.{name}", DeprecationWarning, stacklevel=2)
+            return getattr(importlib.import_module(new), name)
+        raise AttributeError(f"module {old!r} has no attribute {name!r}")
+    return __getattr__

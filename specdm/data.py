@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .core import atomic_write, clean_partials, file_sha256, load_json, save_json, staged_folder
+from .core import atomic_write, clean_partials, file_sha256, load_json, moved_names, save_json, staged_folder
 
 # %% auto #0
 __all__ = ['S2_BANDS', 'BAND_PRESETS', 'MICROMETRE_LIKE', 'ENVI_BINARY_SUFFIXES', 'HUGE_FILL', 'WAVELENGTH_TOLERANCE',
@@ -32,8 +32,7 @@ __all__ = ['S2_BANDS', 'BAND_PRESETS', 'MICROMETRE_LIKE', 'ENVI_BINARY_SUFFIXES'
            'patch_starts', 'invalid_pixels', 'iter_patches', 'Normalizer', 'dataset_radiometry', 'to_stored',
            'prepare_dataset', 'PreparedDataset', 'flip_rotate', 'PatchDataset', 'SegmentationDataset', 'ChangeDataset',
            'rgb_bands', 'rgb_composite', 'default_palette', 'srgb_to_lab', 'delta_e', 'land_cover_family',
-           'class_palette', 'mask_rgb', 'draw_mask', 'class_legend_handles', 'has_unlabelled', 'show_pair',
-           'write_segmunich_fixture', 'write_oscd_fixture', 'write_hyperspectral_fixture']
+           'class_palette', 'mask_rgb', 'draw_mask', 'class_legend_handles', 'has_unlabelled', 'show_pair']
 
 # %% ../nbs/01_data.ipynb #01ba4772
 @dataclass(frozen=True)
@@ -1648,20 +1647,4 @@ def show_pair(image:np.ndarray, # (C, H, W), or (2, C, H, W) for a change pair
     return ax
 
 # %% ../nbs/01_data.ipynb #ffd06aaa
-def write_segmunich_fixture(*args, **kwargs) -> Path:
-    "Deprecated: moved to `specdm.testing.write_segmunich_fixture`, which this calls."
-    warnings.warn("specdm.data.write_segmunich_fixture moved to specdm.testing.write_segmunich_fixture", DeprecationWarning, stacklevel=2)
-    from specdm.testing import write_segmunich_fixture
-    return write_segmunich_fixture(*args, **kwargs)
-
-def write_oscd_fixture(*args, **kwargs) -> Path:
-    "Deprecated: moved to `specdm.testing.write_oscd_fixture`, which this calls."
-    warnings.warn("specdm.data.write_oscd_fixture moved to specdm.testing.write_oscd_fixture", DeprecationWarning, stacklevel=2)
-    from specdm.testing import write_oscd_fixture
-    return write_oscd_fixture(*args, **kwargs)
-
-def write_hyperspectral_fixture(*args, **kwargs) -> Path:
-    "Deprecated: moved to `specdm.testing.write_hyperspectral_fixture`, which this calls."
-    warnings.warn("specdm.data.write_hyperspectral_fixture moved to specdm.testing.write_hyperspectral_fixture", DeprecationWarning, stacklevel=2)
-    from specdm.testing import write_hyperspectral_fixture
-    return write_hyperspectral_fixture(*args, **kwargs)
+__getattr__ = moved_names("specdm.data", "specdm.testing", ('write_segmunich_fixture', 'write_oscd_fixture', 'write_hyperspectral_fixture')) # PEP 562: the old names still work, with a DeprecationWarning

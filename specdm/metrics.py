@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import TrainingRun, adamw, file_sha256, get_device, load_checkpoint, load_json, read_log, save_checkpoint
+from .core import TrainingRun, adamw, file_sha256, get_device, load_checkpoint, load_json, moved_names, read_log, save_checkpoint
 from .data import (S2_BANDS, WAVELENGTH_TOLERANCE, Band, DataError, Normalizer, PreparedDataset, band_name, default_palette,
                          read_mask, read_raster, rgb_bands)
 from .losses import sad
@@ -529,13 +529,4 @@ def compare(self:Reference, synthetic:PairSet) -> dict:
     return out
 
 # %% ../nbs/07_metrics.ipynb #26fb84d7
-_MOVED_TO_REPORT = ('plot_samples', 'plot_class_distribution', 'spectral_axis', 'plot_spectral_profiles', 'save_figure', 'evaluate', 'make_report', 'report_figures', 'show_report_figure', 'summary_line', 'specdm_evaluate', 'quality_reference', 'sample_quality')
-
-def __getattr__(name:str):
-    "The report's names, moved to `specdm.report`: forwarded with a `DeprecationWarning` (PEP 562)."
-    if name in _MOVED_TO_REPORT:
-        import warnings
-        warnings.warn(f"specdm.metrics.{name} moved to specdm.report.{name}", DeprecationWarning, stacklevel=2)
-        from specdm import report
-        return getattr(report, name)
-    raise AttributeError(f"module 'specdm.metrics' has no attribute {name!r}")
+__getattr__ = moved_names("specdm.metrics", "specdm.report", ('plot_samples', 'plot_class_distribution', 'spectral_axis', 'plot_spectral_profiles', 'save_figure', 'evaluate', 'make_report', 'report_figures', 'show_report_figure', 'summary_line', 'specdm_evaluate', 'quality_reference', 'sample_quality')) # PEP 562: the old names still work, with a DeprecationWarning

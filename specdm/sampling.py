@@ -16,7 +16,7 @@ from fastcore.script import Param, call_parse, store_true
 from huggingface_hub import ModelCard, ModelHubMixin
 from torch import Tensor
 
-from .core import set_threads, CheckpointError, get_device, load_checkpoint, process_rank, resolve_checkpoint, save_checkpoint, staged_folder
+from .core import set_threads, CheckpointError, get_device, load_checkpoint, moved_names, process_rank, resolve_checkpoint, save_checkpoint, staged_folder
 from .data import Normalizer
 from .ddpm import DiffusionConfig, GaussianDiffusion, UNet, UNetConfig
 from .vae import VAEBase, load_vae, write_vae_checkpoint
@@ -27,9 +27,8 @@ __all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'Sampl
            'run_spacing', 'NonFiniteError', 'sample_generators', 'denoise', 'DiffusersSampler', 'LatentDiffusion',
            'load_ldm', 'Pairs', 'given_parts', 'needs_conditions', 'Conditions', 'load_conditions', 'check_mode',
            'mode_conditions', 'encode_given', 'GivenParts', 'generate', 'BudgetError', 'MinShare', 'pair_allowance',
-           'Acceptance', 'draw', 'sample_pairs', 'write_test_checkpoint', 'source_dtype', 'source_radiometry',
-           'stored_image', 'to_dtype', 'write_synthetic', 'specdm_sample', 'show_pairs', 'class_spectra',
-           'plot_class_spectra']
+           'Acceptance', 'draw', 'sample_pairs', 'source_dtype', 'source_radiometry', 'stored_image', 'to_dtype',
+           'write_synthetic', 'specdm_sample', 'show_pairs', 'class_spectra', 'plot_class_spectra']
 
 # %% ../nbs/06_sampling.ipynb #399026fb
 Spacing = Literal["trailing", "logsnr", "leading", "linspace"]
@@ -860,11 +859,7 @@ def _check_budget(budget:int|None, n:int, rule:MinShare|None) -> int:
     return int(budget)
 
 # %% ../nbs/06_sampling.ipynb #5ab2fe02
-def write_test_checkpoint(*args, **kwargs) -> Path:
-    "Deprecated: moved to `specdm.testing.write_test_checkpoint`, which this calls."
-    warnings.warn("specdm.sampling.write_test_checkpoint moved to specdm.testing.write_test_checkpoint", DeprecationWarning, stacklevel=2)
-    from specdm.testing import write_test_checkpoint
-    return write_test_checkpoint(*args, **kwargs)
+__getattr__ = moved_names("specdm.sampling", "specdm.testing", ('write_test_checkpoint',)) # PEP 562: the old names still work, with a DeprecationWarning
 
 # %% ../nbs/06_sampling.ipynb #cbd699c7
 Layout = Literal["folder", "segmunich", "oscd"]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .core import (CheckpointError, SeededItems, atomic_write, epoch_batches, load_checkpoint, resolve_checkpoint, save_checkpoint,
+from .core import (CheckpointError, SeededItems, atomic_write, epoch_batches, load_checkpoint, moved_names, resolve_checkpoint, save_checkpoint,
                          staged_folder)
 from .losses import image_loss, kl_diag_gaussian, mask_loss, sad, to_unit
 
@@ -423,12 +423,4 @@ def evaluate_vae(model:VAEBase, data:Dataset, *, batch_size:int=16, max_batches:
     return {k: float(m.compute()) for k, m in dict(rmse=rmse, sad=sadm, ce=cem, acc=accm).items()}
 
 # %% ../nbs/03_vae.ipynb #f6395eff
-_MOVED_TO_TRAIN = ("TrainConfig", "TrainResult", "train_vae", "plot_losses")
-
-def __getattr__(name:str):
-    "Stage-1 training, moved to `specdm.train`: forwarded with a `DeprecationWarning` (PEP 562)."
-    if name in _MOVED_TO_TRAIN:
-        warnings.warn(f"specdm.vae.{name} moved to specdm.train.{name}", DeprecationWarning, stacklevel=2)
-        from specdm import train
-        return getattr(train, name)
-    raise AttributeError(f"module 'specdm.vae' has no attribute {name!r}")
+__getattr__ = moved_names("specdm.vae", "specdm.train", ("TrainConfig", "TrainResult", "train_vae", "plot_losses")) # PEP 562: the old names still work, with a DeprecationWarning

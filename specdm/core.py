@@ -284,7 +284,9 @@ class TrainingRun:
     (optimizer, LR scheduler…) and every process's RNG state (`rng_state`). The folder is staged and renamed into place
     (`staged_folder`), then `ckpt/latest` names it (`commit_step`). The last `keep_last` are kept, and one the caller
     marks as best. `resume` puts the states back: each object's, this process's RNG, and `log.jsonl` without the
-    records after the checkpoint. The run then goes on as if it had never stopped (tested by killing each of the four).
+    records after the checkpoint. The run then ends with the weights, optimizer state and RNG state of a run that never
+    stopped (tested by killing each of the four). Its log holds the same steps; a record that averages over steps on
+    both sides of the restart covers only those after it, and times count from the restart.
 
     Why not Accelerate's `save_state` / `load_state`: they write in place (a kill mid-save leaves a half checkpoint),
     delete old checkpoints before the new one is complete, pickle the RNG states (loaded with `weights_only=False`), and
@@ -300,7 +302,7 @@ class TrainingRun:
         self.run_dir, self.acc, self.keep_last = Path(run_dir), acc, keep_last
         self.ckpt_dir = self.run_dir/"ckpt"; self.folder, self._ts = None, None
         if (self.ckpt_dir/"latest").is_file():
-            if not resume: raise FileExistsError(f"{self.run_dir} holds a training run; pass resume=True or use a new folder")
+            if not resume: raise FileExistsError(f"{self.run_dir} holds a training run: resume it (resume true) or use a new folder")
             self.folder = resolve_checkpoint(self.ckpt_dir)
 
     @property
@@ -321,7 +323,8 @@ class TrainingRun:
             except Exception as e: raise CheckpointError(f"{f}: unreadable training state, truncated or corrupt ({e})") from None
         return self._ts
 
-    def resume(self, **objects) -> int: # the step to continue from (0: a new run)
+    def resume(self, verbose:bool=False, # print where the run resumes from (main process)
+               **objects) -> int: # the step to continue from (0: a new run)
         """Load each object's state (e.g. `optimizer=opt`) from the latest checkpoint and trim `log.jsonl` to it; create
         `ckpt/` and remove staging folders that killed processes left. Call before `restore_rng`, the model's weights
         are the caller's to load from `self.folder`."""
@@ -330,6 +333,7 @@ class TrainingRun:
             if ts and name not in ts: raise CheckpointError(f"{self.folder/'training_state.pt'}: no {name!r} state (it has {sorted(ts)})")
             if ts: obj.load_state_dict(ts[name])
         step = int(ts.get("step", 0))
+        if verbose and step and self.is_main: print(f"{self.run_dir}: resuming from {self.folder.name} (step {step})", flush=True)
         if self.is_main: self.ckpt_dir.mkdir(parents=True, exist_ok=True); clean_partials(self.ckpt_dir); trim_log(self.run_dir, step)
         self._sync()
         return step

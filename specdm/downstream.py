@@ -598,7 +598,7 @@ def fit(model:nn.Module, # any module mapping (B, [2,] C, H, W) to (B, K, H, W) 
         seed:int=0, device:str|torch.device|None=None,
         resume:bool=True, # False: refuse a run_dir that holds checkpoints
         progress:bool=False) -> FitResult:
-    "Train with class-weighted cross-entropy, augmentation and early stopping on `val_ds`; checkpoint each epoch; return the best."
+    "Train with class-weighted cross-entropy, augmentation and early stopping on `val_ds`; checkpoint each epoch (`run_dir/ckpt/step_NNNNNNN`, `latest` and `best` pointers, `log.jsonl`; `specdm.core.TrainingRun`); return the best."
     run_dir, device = Path(run_dir), get_device(device)
     model = model.to(device)
     opt = adamw(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -67,10 +67,16 @@ def _vae_resumable(folder:Path, model:VAEBase, cfg:TrainConfig) -> dict:
     ccfg, sds = load_checkpoint(folder)
     if VAEConfig.from_dict(ccfg["vae"]) != model.config:
         raise ValueError(f"{folder}: checkpoint model config differs from the model given to train_vae; use a new run folder")
-    diff = sorted(k for k, v in asdict(cfg).items() if k in ccfg.get("train", {}) and json.loads(json.dumps(v)) != ccfg["train"][k]
-                  and k not in ("max_steps", "log_every", "val_every", "val_batches", "ckpt_every", "keep_last", "progress", "num_workers"))
-    if diff: warnings.warn(f"resuming {folder} with different training settings {diff}: the run will not match an uninterrupted one")
+    _warn_changed(folder, ccfg.get("train", {}), cfg)
     return sds["model"]
+
+_RUN_LENGTH_AND_LOGGING = ("max_steps", "log_every", "val_every", "val_batches", "ckpt_every", "keep_last", "progress", "num_workers", "threads")
+
+def _warn_changed(folder:Path, saved:dict, cfg):
+    "Warn when `cfg` (a stage's training config) differs from the settings `folder` was trained with, besides its length, logging and threads."
+    diff = sorted(k for k, v in asdict(cfg).items() if k in saved and k not in _RUN_LENGTH_AND_LOGGING and json.loads(json.dumps(v)) != saved[k])
+    if diff: warnings.warn(f"resuming {folder} with different training settings {diff}: the run will not match an uninterrupted one"
+                           + ("; the optimizer (and scheduler) states saved with it keep the learning rate it was trained with" if "lr" in diff else ""))
 
 
 # %% ../nbs/05_train_ldm.ipynb #cb55bfee
@@ -108,7 +114,7 @@ def train_vae(model:VAEBase, # built by the caller (`build_vae`); trained in pla
     opt = adamw(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     run = TrainingRun(run_dir, acc=acc, resume=resume, keep_last=cfg.keep_last)
     if run.folder is not None: model.load_state_dict(_vae_resumable(run.folder, model, cfg))
-    step = run.resume(optimizer=opt)
+    step = run.resume(optimizer=opt, verbose=cfg.progress)
     start_tracking(acc, dict(stage="vae", train=asdict(cfg), vae=model.config.to_dict()))
     model, opt = acc.prepare(model, opt)
     run.restore_rng()
@@ -292,11 +298,12 @@ class LDMResult:
     checkpoint:Path|None # the last checkpoint written (or resumed from)
     scale_factor:float # 1 / std(z) of the first batch
 
-def _ldm_resumable(folder:Path, unet_cfg:UNetConfig, diff_cfg:DiffusionConfig) -> tuple[dict, float]:
-    "The U-Net and EMA weights of a stage-2 step checkpoint and its scale factor, after checking that it is this run's model."
+def _ldm_resumable(folder:Path, unet_cfg:UNetConfig, diff_cfg:DiffusionConfig, train_cfg:LDMTrainConfig) -> tuple[dict, float]:
+    "The U-Net and EMA weights of a stage-2 step checkpoint and its scale factor, after checking that it is this run's model (and, with a warning, these settings)."
     cfg, sds = load_checkpoint(folder)
     if cfg.get("unet") != json.loads(json.dumps(asdict(unet_cfg))) or cfg.get("diffusion") != asdict(diff_cfg):
         raise ValueError(f"{folder}: the checkpoint's U-Net or diffusion config differs from this run's; use a new run folder")
+    _warn_changed(folder, cfg.get("train", {}), train_cfg)
     return sds, float(cfg["scale_factor"])
 
 
@@ -333,9 +340,9 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps)))
     run = TrainingRun(run_dir, acc=acc, resume=resume, keep_last=cfg.keep_last)
     if run.folder is not None:
-        sds, scale = _ldm_resumable(run.folder, unet, diffusion); net.load_state_dict(sds["model"]); ema.load_state_dict(sds["ema"])
+        sds, scale = _ldm_resumable(run.folder, unet, diffusion, cfg); net.load_state_dict(sds["model"]); ema.load_state_dict(sds["ema"])
     else: scale = first_batch_scale(latents, cfg.batch_size * acc.num_processes, cfg.seed)
-    step = run.resume(optimizer=opt, scheduler=sched)
+    step = run.resume(optimizer=opt, scheduler=sched, verbose=cfg.progress)
     net, opt = acc.prepare(net, opt)
     run.restore_rng()
     config = dict(latent_split=list(split), unet=asdict(unet), diffusion=asdict(diffusion), scale_factor=scale, latent_shape=list(shape),
@@ -452,7 +459,13 @@ def job_data(cfg:JobConfig) -> Path:
         if not (out/"dataset.json").is_file() and state.is_main_process:
             prepare("scenes", out, task=cfg.task, n_scenes=cfg.n_scenes, scene_size=cfg.scene_size, patch_size=cfg.patch_size,
                     sensor=cfg.sensor, seed=cfg.seed, overwrite=True)
-    return PreparedDataset(out).path
+    ds = PreparedDataset(out); made = {"sensor": "sentinel2", **ds.meta.get("params", {})} # sensor: recorded when not Sentinel-2
+    asked = dict(task=cfg.task, n_scenes=cfg.n_scenes, scene_size=cfg.scene_size, patch_size=cfg.patch_size, seed=cfg.seed, sensor=cfg.sensor)
+    diff = {k: (made[k], v) for k, v in asked.items() if k in made and made[k] != v}
+    if diff: raise ValueError(f"{out} holds built-in scenes prepared with " + ", ".join(f"{k}={a!r}" for k, (a, _) in diff.items())
+                              + "; this job asks for " + ", ".join(f"{k}={b!r}" for k, (_, b) in diff.items())
+                              + f". Use another run_dir, or remove {out} (and the models trained on it) to start again")
+    return ds.path
 
 def vae_config(cfg:JobConfig, ds:PreparedDataset) -> VAEConfig:
     "Stage-1 model config from the job parameters and the dataset (bands, classes, task)."

@@ -226,3 +226,26 @@ def test_main_job_at_a_hyperspectral_sensor(tmp_path):
     f = json.loads((out/"manifest.json").read_text())["files"][0]["img"]
     sb = file_bands(out/f)
     np.testing.assert_allclose([b.wavelength for b in sb.bands], [b.wavelength for b in ds.bands], rtol=1e-6)
+
+def test_resume_with_other_settings_warns(setup):
+    "Stage 2 resumed with another learning rate says so (the saved optimizer and scheduler keep the old one); a longer run does not."
+    import warnings
+    from specdm.ddpm import UNetConfig
+    from specdm.train import LDMTrainConfig, train_ldm
+    d, data = setup
+    unet = UNetConfig(in_channels=8, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2,), num_heads=1)
+    cfg = LDMTrainConfig(max_steps=2, batch_size=4, warmup_steps=1, ckpt_every=2, progress=False, cpu=True, threads=1)
+    train_ldm(d/"vae", data, d/"warn", unet=unet, cfg=cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning) # more steps only: no warning
+        train_ldm(d/"vae", data, d/"warn", unet=unet, cfg=LDMTrainConfig(**{**cfg.__dict__, "max_steps": 3}))
+    with pytest.warns(UserWarning, match=r"different training settings \['lr'\].*keep the learning rate"):
+        train_ldm(d/"vae", data, d/"warn", unet=unet, cfg=LDMTrainConfig(**{**cfg.__dict__, "max_steps": 4, "lr": 1e-3}))
+
+def test_job_refuses_scenes_prepared_otherwise(tmp_path):
+    "The main job reuses run_dir/data only when it holds the built-in scenes it asks for; otherwise it says what differs."
+    from specdm.train import JobConfig, job_data
+    cfg = JobConfig(run_dir=str(tmp_path/"run"), n_scenes=2, scene_size=64, patch_size=32)
+    first = job_data(cfg); assert job_data(cfg) == first # the same parameters: reused
+    with pytest.raises(ValueError, match=r"prepared with n_scenes=2.*asks for n_scenes=3"):
+        job_data(JobConfig(run_dir=str(tmp_path/"run"), n_scenes=3, scene_size=64, patch_size=32))

@@ -2,9 +2,9 @@
 
     python benchmarks/sampling_speed.py [--ckpt runs/specdm/ldm] [--pairs 32] [--batch 16] [--rounds 3] [--threads 0] [--compile]
 
-Without `--ckpt` the model is the main job's size with random weights (speed does not depend on the weights): a
-two-stream VAE of base width 32, ch_mult 1,2,2 on 10 bands and 7 classes, 64-px patches, joint latent 8 × 16 × 16, and
-the stage-2 U-Net of 48 channels. Variants, run in alternating rounds of `--pairs` pairs each (`specdm.sampling.generate`,
+Without `--ckpt` the model is the main job's size with random weights (speed does not depend on the weights), built
+from `JobConfig()`'s defaults: today a two-stream VAE of base width 32, ch_mult 1,2 on 10 bands and 7 classes, 64-px
+patches, joint latent 8 × 32 × 32 (f = 2), and the stage-2 U-Net of 32 channels, ch_mult 1,2,2,2. Variants, run in alternating rounds of `--pairs` pairs each (`specdm.sampling.generate`,
 DDIM 50 steps, eta 0, decoded to source units and masks):
 
 - `plain`: the VAE in the ordinary (NCHW) memory layout, as `load_ldm` loaded it before;
@@ -26,14 +26,17 @@ from specdm.sampling import LatentDiffusion, generate, load_ldm
 from specdm.vae import AEConfig, VAEConfig, build_vae
 
 def main_job_model(bands:int=10, classes:int=7, patch:int=64) -> LatentDiffusion:
-    "A LatentDiffusion of the main job's size with random weights, in the plain layout."
-    torch.manual_seed(0)
-    vae = build_vae(VAEConfig(in_bands=bands, num_classes=classes, image=AEConfig(ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=4))).eval()
-    unet = UNet(UNetConfig(in_channels=vae.latent_channels, model_channels=48, channel_mult=(1, 2, 2), num_res_blocks=1,
-                           attention_resolutions=(4,), num_head_channels=32, num_heads=1)).eval()
+    "A LatentDiffusion of the main job's size (`JobConfig()`'s defaults) with random weights, in the plain layout."
+    from specdm.train import JobConfig, unet_config
+    torch.manual_seed(0); job = JobConfig()
+    ae = AEConfig(ch=job.vae_ch, ch_mult=job.vae_ch_mult, num_res_blocks=job.vae_res_blocks, z_channels=job.vae_z_channels)
+    vae = build_vae(VAEConfig(in_bands=bands, num_classes=classes, image=ae)).eval()
+    unet = UNet(unet_config(job, vae.latent_channels)).eval()
     data = dict(bands=[dict(name=f"B{i}") for i in range(bands)], class_names=[f"c{k}" for k in range(classes)], task="seg",
                 ignore_index=255, lo=[0.0] * bands, hi=[10000.0] * bands, patch_size=patch, source="benchmark")
-    return LatentDiffusion(vae, unet, GaussianDiffusion.from_config(DiffusionConfig()), 1.0, (vae.latent_channels, patch // 4, patch // 4), data)
+    f = 2 ** (len(job.vae_ch_mult) - 1) # the latent's downsampling factor
+    return LatentDiffusion(vae, unet, GaussianDiffusion.from_config(DiffusionConfig(parameterization=job.parameterization)), 1.0,
+                           (vae.latent_channels, patch // f, patch // f), data)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

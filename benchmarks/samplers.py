@@ -1,6 +1,6 @@
 """Sampler benchmark: pairs per second against the number of steps, and the quality of each, on a trained checkpoint.
 
-    python benchmarks/samplers.py --ckpt runs/specdm/ldm [--n 256] [--inception] [--runs ddpm:1000 ddim:50:1.0 ...]
+    python benchmarks/samplers.py --ckpt runs/specdm/ldm [--n 256] [--inception] [--runs ddpm:1000 ddim:50:1.0 ...] [--json results/samplers.json]
 
 Quality comes from `specdm.metrics` against the real validation split of the checkpoint's own prepared dataset:
 
@@ -19,14 +19,15 @@ DDPM and DDIM, `logsnr` for DPM-Solver++; `leading` / `linspace` are the grids b
 Speed: the pairs/s column is the median over `--speed_rounds` rounds of `--speed_pairs` pairs per sampler, the samplers
 run in alternating rounds (A B C A B C ...) after the quality samples, so that a change in the machine's load falls on
 all alike; the speed-up is the ratio of medians to the first run. Threads: specdm's policy (`--threads`, 0 = the usable
-cores); the header and the last line print the threads and the load.
+cores); the header and the last line print the threads and the load. `--json` writes the rows, the noise floor, the
+machine (threads, CPU, load at start and end) and the command's parameters to a result file (`06_sampling` renders it).
 """
-import argparse, os, sys, time
+import argparse, json, os, sys, time
 from pathlib import Path
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import specdm # noqa: F401  (before torch: waiting OpenMP threads sleep)
 import torch
-from _timing import footer, header, interleaved, med
+from _timing import cpu_units, footer, header, interleaved, load, med
 from specdm.core import set_threads
 from specdm.report import quality_reference, sample_quality
 from typing import get_args
@@ -56,8 +57,9 @@ def main():
     ap.add_argument("--speed_pairs", type=int, default=16, help="pairs per timed round (speed), per sampler")
     ap.add_argument("--speed_rounds", type=int, default=2, help="alternating timed rounds (speed)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: specdm's policy, the usable cores / local processes)")
+    ap.add_argument("--json", default="", help="also write the results to this JSON file (atomically)")
     a = ap.parse_args()
-    set_threads(a.threads); print(header(torch, "samplers: quality and speed"))
+    set_threads(a.threads); print(header(torch, "samplers: quality and speed")); load_start = load()
     m = load_ldm(a.ckpt); src = Path(m.data["source"])
     extractor = Path(a.extractor) if a.extractor else src.parent/"metrics"/"extractor"
     t = time.perf_counter(); ref = quality_reference(src, extractor, split="val", inception=a.inception)
@@ -76,14 +78,22 @@ def main():
         label = name + (f" η={eta:g}" if eta else "") + (f" {spacing}" if spacing != DEFAULT_SPACING[name] else "") + (f" (seed {seed})" if seed else "")
         rows.append(dict(name=label, steps=steps, seed=seed, rate=rate, **q))
         print(f"{label:<22}{steps:>6}{rate:>9.2f}{rate / rows[0]['rate']:>9.1f}x" + "".join(f"{q[c]:>14.4f}" for c in cols), flush=True)
-    d0 = rows[0]
+    d0, floor = rows[0], None
     same = lambda r: (r[0], r[1], r[2], r[4])
     if len(rows) > 1 and same(runs[1]) == same(runs[0]): # the same sampler with another seed: the noise floor
-        print(f"noise floor (two {d0['name']}-{d0['steps']} seeds): " + ", ".join(f"{c} {abs(rows[1][c] - d0[c]) / d0[c]:.1%}" for c in cols))
-        rows.pop(1)
+        floor = {c: abs(rows[1][c] - d0[c]) / d0[c] for c in cols}
+        print(f"noise floor (two {d0['name']}-{d0['steps']} seeds): " + ", ".join(f"{c} {v:.1%}" for c, v in floor.items()))
+        floor_row = rows.pop(1)
     for r in rows[1:]:
         print(f"{r['name']}-{r['steps']}: {r['rate'] / d0['rate']:.1f}x the speed of {d0['name']}-{d0['steps']}; relative to it: " +
               ", ".join(f"{c} {r[c] / d0[c] - 1:+.1%}" for c in cols))
     print(footer())
+    if a.json:
+        from specdm.core import save_json
+        save_json(dict(command="python benchmarks/samplers.py " + " ".join(sys.argv[1:]), checkpoint=str(m.path), real=f"{src} (val)",
+                       n_real=len(ref.real), n=a.n, batch_size=a.batch_size, speed_pairs=a.speed_pairs, speed_rounds=a.speed_rounds,
+                       threads=torch.get_num_threads(), cpu=cpu_units(), load_start=load_start, load_end=load(), columns=cols,
+                       rows=rows, noise_floor=dict(relative=floor, row=floor_row) if floor else None), a.json)
+        print(f"results: {a.json}")
 
 if __name__ == "__main__": main()

@@ -2,14 +2,15 @@
 
     papermill nbs/05_train_ldm.ipynb out.ipynb                                                     # runs/specdm
     papermill nbs/05_train_ldm.ipynb out_ss.ipynb -p vae_kind single_stream -p run_dir runs/single_stream
-    python benchmarks/two_vs_single.py --runs runs/specdm runs/single_stream --data runs/specdm/data --split val --n 256
+    python benchmarks/two_vs_single.py --runs runs/specdm runs/single_stream --data runs/specdm/data --split val --n 256 [--json results/two_vs_single.json]
 
 Samples `--n` pairs from each run's latent-diffusion checkpoint (`<run>/ldm`, EMA weights) with one sampler, and
 compares each set with the real split through one `specdm.metrics.Reference` (the real side is computed once). A third
 row compares real *training* patches (as many as the real split holds, a seeded subset) with the same real split: the
 floor that the FIDs of a finite sample reach even for a perfect generator. One report JSON and three figures per row
 go to `--out`, with the spectral extractor (`spectral_net/`, trained once on the real training split and reused on
-later runs) and `table.md`.
+later runs) and `table.md`; `--json` also writes the rows with the command, the sampler and the machine's load to one
+result file (`07a_report` renders it).
 
 This is a quality benchmark. Its pairs/s column is one timing of each run's sampling, taken in sequence (not
 interleaved): read it with the load printed at the start and the end, and compare speed with
@@ -21,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np
 import specdm # noqa: F401  (before torch: waiting OpenMP threads sleep)
 import torch
-from _timing import footer, header
+from _timing import footer, header, load
 from specdm.metrics import InceptionFeatures, Reference, get_spectral_net, pairs_set, prepared_set, reference_normalizer
 from specdm.report import make_report
 from specdm.sampling import load_ldm, sample_pairs
@@ -57,9 +58,10 @@ def main():
     ap.add_argument("--seed", type=int, default=0); ap.add_argument("--batch_size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared, busy CPU)")
     ap.add_argument("--no_floor", action="store_true", help="skip the real-train-vs-real row (e.g. when adding a run to an existing table)")
-    ap.add_argument("--out", default="reports/two_vs_single"); a = ap.parse_args()
+    ap.add_argument("--out", default="reports/two_vs_single")
+    ap.add_argument("--json", default="", help="also write the rows and how they were made to this result file (atomically)"); a = ap.parse_args()
     smp = f"{a.sampler}-{a.steps}" + (f" η={a.eta:g}" if a.eta else "")
-    torch.set_num_threads(a.threads); print(header(torch, "two-stream vs single-stream")); out = Path(a.out); out.mkdir(parents=True, exist_ok=True); t00 = time.time()
+    torch.set_num_threads(a.threads); print(header(torch, "two-stream vs single-stream")); load_start = load(); out = Path(a.out); out.mkdir(parents=True, exist_ok=True); t00 = time.time()
     real, train = prepared_set(a.data, a.split), prepared_set(a.data, "train")
     norm = reference_normalizer(real)
     t = time.time(); net, desc = get_spectral_net(out/"spectral_net", real, train, norm, seed=a.seed)
@@ -90,5 +92,11 @@ def main():
             f"real: {real.name}; sampler {smp}, seed {a.seed}; torch threads {a.threads}; total {time.time() - t00:.0f} s\n")
     (out/"table.md").write_text(text); (out/"rows.json").write_text(json.dumps(rows, indent=2))
     print("\n" + text); print(footer())
+    if a.json:
+        from specdm.core import save_json
+        save_json(dict(command="python benchmarks/two_vs_single.py " + " ".join(sys.argv[1:]), real=real.name, n_real=real.n, split=a.split,
+                       sampler=smp, seed=a.seed, n=a.n, threads=a.threads, load_start=load_start, load_end=load(),
+                       seconds=round(time.time() - t00), rows=rows, paper=PAPER), a.json)
+        print(f"results: {a.json}")
 
 if __name__ == "__main__": main()

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from .core import CheckpointError, set_threads, check_fields, config_from_params, config_parser, get_device, load_json, parse_config, resolve_checkpoint, save_json, seed_everything
+from .core import CheckpointError, set_threads, check_fields, config_from_params, config_parser, file_sha256, get_device, load_json, parse_config, resolve_checkpoint, save_json, seed_everything
 from .data import ChangeDataset, PatchDataset, PreparedDataset, SegmentationDataset
 from .downstream import ChangeFormer, FitConfig, PFSegNet, SegFormer, SiamCRNN, SpectralCNN, evaluate, fit, renormalized
 from .sampling import Conditions, SamplingMode, given_parts, needs_conditions
@@ -24,10 +24,10 @@ from .sampling import Conditions, SamplingMode, given_parts, needs_conditions
 __all__ = ['Task', 'MODELS', 'GENERATORS', 'CPU_DEFAULTS', 'Protocol', 'ConditionSource', 'GeneratorData', 'SCALARS',
            'build_model', 'ExperimentConfig', 'resolved', 'SyntheticRecipe', 'generator_recipes', 'Condition',
            'experiment_grid', 'limited_subset', 'split_by_item', 'heldout_dataset', 'real_splits', 'subset_patches',
-           'limited_dataset', 'check_compatible', 'synthetic_conditions', 'synthetic_set', 'check_generator_data',
-           'training_set', 'pretraining_set', 'weights_sha256', 'run_condition', 'ExperimentResult', 'run_experiment',
-           'summarize', 'markdown_table', 'paper_table', 'ratio_table', 'gain_notes', 'plot_ratios',
-           'experiment_parser', 'main', 'specdm_experiments']
+           'limited_dataset', 'check_compatible', 'synthetic_conditions', 'synthetic_set', 'filter_segmenter',
+           'check_generator_data', 'training_set', 'pretraining_set', 'weights_sha256', 'run_condition',
+           'ExperimentResult', 'run_experiment', 'summarize', 'markdown_table', 'paper_table', 'ratio_table',
+           'gain_notes', 'plot_ratios', 'experiment_parser', 'main', 'specdm_experiments']
 
 # %% ../nbs/09_experiments.ipynb #33a898e4
 Task = Literal["seg", "change"]
@@ -98,6 +98,7 @@ class ExperimentConfig:
     sample_mode:SamplingMode = "joint" # SpecDM's synthetic pairs: "joint", "mask_to_image", "joint_then_image", "image_to_mask", "date1_to_date2", "date1_mask_to_date2"; LDM stays joint
     guidance_scale:float = 1.0 # conditional modes: classifier-free guidance on the given parts (per-part checkpoints); 1 means none
     conditions:ConditionSource = "limited" # conditional modes: "limited" (the limited real set's items, cycled) or "layouts" (masks made from its masks)
+    keep_top:float = 1.0 # synthetic pairs (segmentation): draw n / keep_top pairs and keep the best keep_top share by how well a segmenter trained on the generator's real training data finds each mask in its image (specdm.filter); 1 keeps every pair
     generator_data:GeneratorData = "full" # what the generators were trained on: "full" (the whole training split) or "limited" (the n_real patches)
     subset_seed:int = 0 # which real training patches form the limited set
     synthetic_seed:int = 0 # seed of the synthetic samples (sample i depends on it and i only)
@@ -121,6 +122,9 @@ class ExperimentConfig:
         "The protocol options: values checked, settings without effect set to their defaults (so ids and caches name only what matters)."
         given = given_parts(self.sample_mode, self.task) # ValueError for a date1_* mode in segmentation
         if self.guidance_scale < 0: raise ValueError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
+        if not 0 < self.keep_top <= 1: raise ValueError(f"keep_top must be in (0, 1], got {self.keep_top}")
+        if self.keep_top < 1 and self.task != "seg":
+            raise ValueError("keep_top < 1 ranks segmentation pairs by a segmenter; change triplets carry no per-pixel classes to check (filter them with specdm_filter and a per-part generator's own prediction)")
         if not 0 < self.real_share < 1: raise ValueError(f"real_share must be in (0, 1), got {self.real_share}")
         if needs_conditions(self.sample_mode) and self.conditions == "layouts":
             if self.task != "seg": raise ValueError("conditions='layouts' is for segmentation; change detection is given the limited set's items (conditions='limited')")
@@ -157,11 +161,13 @@ class SyntheticRecipe:
     guidance_scale:float = 1.0 # classifier-free guidance on the given parts; 1: none
     conditions:ConditionSource = "limited" # modes with conditions: the limited set's items, or layouts made from its masks
     generator_data:GeneratorData = "full" # the whole training split, or only the limited set
+    keep_top:float = 1.0 # the share of drawn pairs kept by the filter (`specdm.filter`); 1: every pair, no filter
     def parts(self) -> list[tuple[str, str]]:
         "(id tag, table label) of each setting that is not the paper's."
         out = [(self.mode, self.mode)] if self.mode != "joint" else []
         if self.guidance_scale != 1: out.append((f"s{self.guidance_scale:g}", f"s={self.guidance_scale:g}"))
         if needs_conditions(self.mode) and self.conditions != "limited": out.append((self.conditions, self.conditions))
+        if self.keep_top != 1: out.append((f"top{self.keep_top:g}", f"best {self.keep_top:.0%} by agreement"))
         if self.generator_data != "full": out.append(("genlimited", "generator on the limited set"))
         return out
     @property
@@ -170,9 +176,9 @@ class SyntheticRecipe:
         return "".join(f"-{t}" for t, _ in self.parts())
 
 def generator_recipes(cfg:ExperimentConfig) -> dict[str, SyntheticRecipe]:
-    "SpecDM's recipe from `cfg`; the single-stream LDM samples jointly (its latent is one part), with the same generator_data."
-    return {"two_stream": SyntheticRecipe(cfg.sample_mode, cfg.guidance_scale, cfg.conditions, cfg.generator_data),
-            "single_stream": SyntheticRecipe(generator_data=cfg.generator_data)}
+    "SpecDM's recipe from `cfg`; the single-stream LDM samples jointly (its latent is one part), with the same generator_data and filter."
+    return {"two_stream": SyntheticRecipe(cfg.sample_mode, cfg.guidance_scale, cfg.conditions, cfg.generator_data, cfg.keep_top),
+            "single_stream": SyntheticRecipe(generator_data=cfg.generator_data, keep_top=cfg.keep_top)}
 
 @dataclass(frozen=True)
 class Condition:
@@ -329,7 +335,13 @@ def synthetic_conditions(data:PreparedDataset, # the real dataset
     return Conditions(masks=mask_layouts(masks, n, seed=seed, ignore_index=data.meta["ignore_index"]).masks, source=f"mask_layouts of the {where}, seed {seed}")
 
 # %% ../nbs/09_experiments.ipynb #76d7fcda
-_SYN_DEFAULTS = dict(mode="joint", guidance_scale=1.0, conditions=None) # what a synthetic.json without these keys was made with
+_SYN_DEFAULTS = dict(mode="joint", guidance_scale=1.0, conditions=None, keep_top=1.0, segmenter=None) # what a synthetic.json without these keys was made with
+
+def _segmenter_id(segmenter) -> str|None:
+    "What identifies the filter's judge in synthetic.json: a SpectralNet folder's weights (SHA-256), else the callable's name."
+    if segmenter is None: return None
+    if isinstance(segmenter, (str, Path)): return file_sha256(Path(segmenter)/"model.safetensors")
+    return f"callable {getattr(segmenter, '__qualname__', type(segmenter).__name__)}"
 
 def synthetic_set(checkpoint:str|Path, # latent-diffusion checkpoint (or the main job's run folder)
                   out:str|Path, # cache folder: raw/ (GeoTIFFs), prepared/, synthetic.json
@@ -338,26 +350,51 @@ def synthetic_set(checkpoint:str|Path, # latent-diffusion checkpoint (or the mai
                   mode:SamplingMode="joint", # joint, or which parts are given (`specdm.sampling`)
                   guidance_scale:float=1.0, # classifier-free guidance on the given parts; 1: none
                   conditions:Conditions|None=None, # what a conditional mode is given (`synthetic_conditions`)
+                  keep_top:float=1.0, # draw ceil(n / keep_top) pairs and keep the n whose masks `segmenter` finds best in their images (`specdm.filter`)
+                  segmenter=None, # the filter's judge (keep_top < 1): a SpectralNet folder (`filter_segmenter`) or a callable
                   device=None, progress:bool=False) -> PreparedDataset:
-    "`n` synthetic pairs from `checkpoint`, written and prepared once into `out`, reused when asked again with the same settings."
+    """`n` synthetic pairs from `checkpoint`, written and prepared once into `out`, reused when asked again with the same
+    settings (`FileExistsError` for other settings). With `keep_top` < 1 the drawn pairs are ranked and filtered in raw/
+    by `specdm.filter.filter_synthetic` (the rejected ones move to raw/rejected/, the scores go to raw/scores.json)
+    before the kept ones are prepared, in sample order; `ValueError` without a segmenter."""
+    from specdm.filter import _finish_moves, filter_synthetic
     from specdm.prepare import prepare
     from specdm.sampling import _conditions_record, write_synthetic
     out, ckpt = Path(out), resolve_checkpoint(_ldm_folder(checkpoint))
     desc = check_compatible(ckpt, like)
+    if not 0 < keep_top <= 1: raise ValueError(f"keep_top must be in (0, 1], got {keep_top}")
+    if keep_top < 1 and segmenter is None: raise ValueError("keep_top < 1 needs a segmenter to rank the pairs (filter_segmenter)")
     want = dict(checkpoint=str(ckpt.resolve()), sampler=sampler, steps=steps, eta=float(eta), seed=seed, n=n)
-    new = dict(mode=mode, guidance_scale=float(guidance_scale), conditions=_conditions_record(conditions))
+    new = dict(mode=mode, guidance_scale=float(guidance_scale), conditions=_conditions_record(conditions), keep_top=float(keep_top),
+               segmenter=_segmenter_id(segmenter) if keep_top < 1 else None)
     want.update({k: v for k, v in new.items() if v != _SYN_DEFAULTS[k]}) # only what differs from the paper's recipe: old sets still match
     if (out/"synthetic.json").is_file():
         have = {**_SYN_DEFAULTS, "eta": 0.0, **load_json(out/"synthetic.json")}
         if any(have.get(k) != v for k, v in {**_SYN_DEFAULTS, **want}.items()): raise FileExistsError(f"{out}: holds a synthetic set made with other settings ({have}); remove it or use another out_dir")
         return PreparedDataset(out/"prepared")
-    raw = write_synthetic(ckpt, out/"raw", n, sampler=sampler, steps=steps, eta=eta, seed=seed, batch_size=batch_size, device=device, progress=progress,
-                          mode=mode, conditions=conditions, guidance_scale=guidance_scale)
+    raw, drawn = out/"raw", n if keep_top == 1 else math.ceil(n / keep_top - 1e-9)
+    man = load_json(raw/"manifest.json") if (raw/"manifest.json").is_file() else {}
+    if "filter" in man: _finish_moves(raw, man) # filtered before an interruption: the draw is done, and so is the ranking
+    else:
+        write_synthetic(ckpt, raw, drawn, sampler=sampler, steps=steps, eta=eta, seed=seed, batch_size=batch_size, device=device, progress=progress,
+                        mode=mode, conditions=conditions, guidance_scale=guidance_scale)
+        if keep_top < 1: filter_synthetic(raw, n / drawn, self_score=False, segmenter=segmenter, seed=seed, device=device)
     prepare("folder", out/"prepared", src=raw, bands=",".join(b["name"] for b in desc["bands"]), patch_size=desc["patch_size"],
             val_fraction=0.0, class_names=",".join(desc["class_names"]), overwrite=True, checksums=False,
             max_invalid=1.0) # every generated pair is kept: one the model left mostly unlabelled (`unlabelled_class`) is still a pair it made
     save_json({**want, "weights_sha256": load_json(raw/"manifest.json")["weights_sha256"]}, out/"synthetic.json")
     return PreparedDataset(out/"prepared")
+
+def filter_segmenter(source:str|Path, # prepared dataset the generator was trained on (its `data.source`): its training split teaches the judge
+                     folder:str|Path, # where the SpectralNet is saved, and reused from
+                     *, steps:int=300, seed:int=0, device=None) -> Path:
+    """The filter's judge: a `SpectralNet` (`specdm.metrics`) trained on the real data the generator saw, saved once in
+    `folder` and returned as that folder. It is the same recipe as the report's consistency segmenter, so a filtered
+    set's consistency, measured by that segmenter, is biased upward: judge a filter by the downstream scores."""
+    from specdm.metrics import get_spectral_net, prepared_set, reference_normalizer
+    rs = prepared_set(source, "train")
+    get_spectral_net(folder, rs, rs, reference_normalizer(rs), steps=steps, seed=seed, device=device)
+    return Path(folder)
 
 # %% ../nbs/09_experiments.ipynb #bae0b10a
 def check_generator_data(checkpoint:str|Path, # latent-diffusion checkpoint (or the main job's run folder)
@@ -465,6 +502,7 @@ def _row(model:str, cond:Condition, seed:int, n_real:int, r:dict) -> dict:
                 protocol=cond.protocol if mixed else None, real_share=cond.real_share if mixed and cond.protocol == "real_share" else None,
                 mode=rec.mode if rec else None, guidance_scale=rec.guidance_scale if rec else None,
                 conditions=rec.conditions if rec and needs_conditions(rec.mode) else None, generator_data=rec.generator_data if rec else None,
+                keep_top=rec.keep_top if rec else None,
                 variant=cond.variant, variant_label=cond.variant_label,
                 n_real=n_real if cond.kind != "synthetic" else 0, n_synthetic=cond.ratio * n_real, seed=seed,
                 **{k: v for k, v in r["test"].items() if isinstance(v, float)},
@@ -497,10 +535,16 @@ def run_experiment(cfg:ExperimentConfig, progress:bool=False) -> ExperimentResul
     n_syn = cfg.n_real * max(max(cfg.ratios), cfg.synthetic_only_ratio); t0 = time.time(); synthetic, syn_id = {}, {}
     for g in cfg.generators:
         rec, ckpt, folder = recipes[g], getattr(cfg, g), out/"synthetic"/f"{g}{recipes[g].tag}"
-        check_generator_data(ckpt, data, patches, rec.generator_data)
+        src = check_generator_data(ckpt, data, patches, rec.generator_data)
         given = synthetic_conditions(data, patches, rec.conditions, n_syn, cfg.synthetic_seed) if needs_conditions(rec.mode) else None
+        judge = None
+        if rec.keep_top < 1: # the filter's segmenter learns from the generator's training data: the whole split ("full") or its limited set
+            src = src if src and Path(src).is_dir() else str(data.path) if rec.generator_data == "full" else None
+            if src is None: raise FileNotFoundError(f"{ckpt}: keep_top needs the generator's training data to train the filter's segmenter; it is not on this machine")
+            judge = filter_segmenter(src, out/"filter_segmenter"/hashlib.sha256(str(Path(src).resolve()).encode()).hexdigest()[:12], seed=cfg.synthetic_seed, device=device)
         ds = synthetic_set(ckpt, folder, n_syn, like=data, sampler=cfg.sampler, steps=cfg.sample_steps, eta=cfg.sample_eta, seed=cfg.synthetic_seed,
-                           batch_size=cfg.sample_batch_size, mode=rec.mode, guidance_scale=rec.guidance_scale, conditions=given, device=device, progress=progress)
+                           batch_size=cfg.sample_batch_size, mode=rec.mode, guidance_scale=rec.guidance_scale, conditions=given, keep_top=rec.keep_top, segmenter=judge,
+                           device=device, progress=progress)
         synthetic[g] = (ChangeDataset if cfg.task == "change" else SegmentationDataset)(ds, "train")
         syn_id[g] = load_json(folder/"synthetic.json")
     syn_seconds = time.time() - t0
@@ -552,8 +596,9 @@ def _lines(rows:list[dict], kind:str="mixed") -> dict[tuple[str, str], dict]:
 def _tag(d:dict) -> str: return f" ({d['label']})" if d["label"] else ""
 
 def _setting(r:dict) -> tuple:
-    "What a SpecDM line and an LDM line must share to be compared: protocol and real share (real + synthetic), the generators' training data."
-    return (r.get("protocol") or "mixed", r.get("real_share"), r.get("generator_data") or "full") if r["kind"] == "mixed" else (r.get("generator_data") or "full",)
+    "What a SpecDM line and an LDM line must share to be compared: protocol and real share (real + synthetic), the generators' training data, the filter's share."
+    gen = (r.get("generator_data") or "full", r.get("keep_top") or 1.0)
+    return (r.get("protocol") or "mixed", r.get("real_share"), *gen) if r["kind"] == "mixed" else gen
 
 def _fmt(s): return f"{s[0]:.4f} ± {s[1]:.4f}" if s else "—"
 

@@ -374,7 +374,10 @@ def synthetic_set(checkpoint:str|Path, # latent-diffusion checkpoint (or the mai
         return PreparedDataset(out/"prepared")
     raw, drawn = out/"raw", n if keep_top == 1 else math.ceil(n / keep_top - 1e-9)
     man = load_json(raw/"manifest.json") if (raw/"manifest.json").is_file() else {}
-    if "filter" in man: _finish_moves(raw, man) # filtered before an interruption: the draw is done, and so is the ranking
+    if f := man.get("filter"): # filtered before an interruption: the draw is done, and so is the ranking
+        if (f["kept"], f["kept"] + f["rejected"]) != (n, drawn):
+            raise FileExistsError(f"{raw}: holds {f['kept']} pairs kept of {f['kept'] + f['rejected']} drawn; these settings keep {n} of {drawn}; remove {out} or use another out_dir")
+        _finish_moves(raw, man)
     else:
         write_synthetic(ckpt, raw, drawn, sampler=sampler, steps=steps, eta=eta, seed=seed, batch_size=batch_size, device=device, progress=progress,
                         mode=mode, conditions=conditions, guidance_scale=guidance_scale)

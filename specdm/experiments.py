@@ -351,12 +351,13 @@ def synthetic_set(checkpoint:str|Path, # latent-diffusion checkpoint (or the mai
                   guidance_scale:float=1.0, # classifier-free guidance on the given parts; 1: none
                   conditions:Conditions|None=None, # what a conditional mode is given (`synthetic_conditions`)
                   keep_top:float=1.0, # draw ceil(n / keep_top) pairs and keep the n whose masks `segmenter` finds best in their images (`specdm.filter`)
-                  segmenter=None, # the filter's judge (keep_top < 1): a SpectralNet folder (`filter_segmenter`) or a callable
+                  segmenter=None, # the filter's judge (keep_top < 1): a SpectralNet folder (`filter_segmenter`) or a callable from source-unit images (B, C, H, W) to logits (B, K, H, W)
                   device=None, progress:bool=False) -> PreparedDataset:
     """`n` synthetic pairs from `checkpoint`, written and prepared once into `out`, reused when asked again with the same
     settings (`FileExistsError` for other settings). With `keep_top` < 1 the drawn pairs are ranked and filtered in raw/
     by `specdm.filter.filter_synthetic` (the rejected ones move to raw/rejected/, the scores go to raw/scores.json)
-    before the kept ones are prepared, in sample order; `ValueError` without a segmenter."""
+    before the kept ones are prepared, in sample order; `ValueError` without a segmenter. The filter costs 1 / keep_top
+    times the sampling, plus the segmenter's pass over the drawn pairs."""
     from specdm.filter import _finish_moves, filter_synthetic
     from specdm.prepare import prepare
     from specdm.sampling import _conditions_record, write_synthetic
@@ -393,9 +394,13 @@ def filter_segmenter(source:str|Path, # prepared dataset the generator was train
                      *, steps:int=300, seed:int=0, device=None) -> Path:
     """The filter's judge: a `SpectralNet` (`specdm.metrics`) trained on the real data the generator saw, saved once in
     `folder` and returned as that folder. It is the same recipe as the report's consistency segmenter, so a filtered
-    set's consistency, measured by that segmenter, is biased upward: judge a filter by the downstream scores."""
+    set's consistency, measured by that segmenter, is biased upward: judge a filter by the downstream scores. Training
+    costs `steps` optimizer steps once (a few minutes on a 2-core CPU). `FileExistsError` when `folder` holds a judge
+    trained on other data; `DataError` when `source` has no training split."""
     from specdm.metrics import get_spectral_net, prepared_set, reference_normalizer
-    rs = prepared_set(source, "train")
+    rs = prepared_set(Path(source).resolve(), "train")
+    if (Path(folder)/"config.json").is_file() and (had := load_json(Path(folder)/"config.json").get("training", {}).get("trained_on")) != rs.name:
+        raise FileExistsError(f"{folder}: holds a segmenter trained on {had}, not on {rs.name}; remove it or give another folder")
     get_spectral_net(folder, rs, rs, reference_normalizer(rs), steps=steps, seed=seed, device=device)
     return Path(folder)
 
@@ -544,6 +549,7 @@ def run_experiment(cfg:ExperimentConfig, progress:bool=False) -> ExperimentResul
         if rec.keep_top < 1: # the filter's segmenter learns from the generator's training data: the whole split ("full") or its limited set
             src = src if src and Path(src).is_dir() else str(data.path) if rec.generator_data == "full" else None
             if src is None: raise FileNotFoundError(f"{ckpt}: keep_top needs the generator's training data to train the filter's segmenter; it is not on this machine")
+            if progress: print(f"keep_top {rec.keep_top:g}: the filter's segmenter learns from {src} (once per out_dir), then ranks {math.ceil(n_syn / rec.keep_top - 1e-9)} drawn pairs")
             judge = filter_segmenter(src, out/"filter_segmenter"/hashlib.sha256(str(Path(src).resolve()).encode()).hexdigest()[:12], seed=cfg.synthetic_seed, device=device)
         ds = synthetic_set(ckpt, folder, n_syn, like=data, sampler=cfg.sampler, steps=cfg.sample_steps, eta=cfg.sample_eta, seed=cfg.synthetic_seed,
                            batch_size=cfg.sample_batch_size, mode=rec.mode, guidance_scale=rec.guidance_scale, conditions=given, keep_top=rec.keep_top, segmenter=judge,

@@ -371,7 +371,8 @@ def synthetic_set(checkpoint:str|Path, # latent-diffusion checkpoint (or the mai
     want.update({k: v for k, v in new.items() if v != _SYN_DEFAULTS[k]}) # only what differs from the paper's recipe: old sets still match
     if (out/"synthetic.json").is_file():
         have = {**_SYN_DEFAULTS, "eta": 0.0, **load_json(out/"synthetic.json")}
-        if any(have.get(k) != v for k, v in {**_SYN_DEFAULTS, **want}.items()): raise FileExistsError(f"{out}: holds a synthetic set made with other settings ({have}); remove it or use another out_dir")
+        if diff := [f"{k} {have.get(k)!r} there, {v!r} now" for k, v in {**_SYN_DEFAULTS, **want}.items() if have.get(k) != v]:
+            raise FileExistsError(f"{out}: holds a synthetic set made with other settings ({'; '.join(diff)}); remove it or use another folder")
         return PreparedDataset(out/"prepared")
     raw, drawn = out/"raw", n if keep_top == 1 else math.ceil(n / keep_top - 1e-9)
     man = load_json(raw/"manifest.json") if (raw/"manifest.json").is_file() else {}

@@ -19,10 +19,10 @@ __all__ = ['process_rank', 'seed_everything', 'get_device', 'atomic_write', 'sav
            'CheckpointError', 'save_tensors', 'load_tensors', 'save_checkpoint', 'load_checkpoint', 'epoch_batches',
            'SeededItems', 'micro_batches', 'rng_state', 'set_rng_state', 'append_log', 'read_log', 'trim_log',
            'tracker_options', 'flat_hparams', 'start_tracking', 'log_record', 'stop_tracking', 'staged_folder',
-           'clean_partials', 'commit_step', 'resolve_checkpoint', 'TrainingRun', 'coerce_value', 'field_types',
-           'check_fields', 'config_from_params', 'notebook_params', 'HelpFormatter', 'config_parser', 'parse_config',
-           'cpu_has_bf16', 'runnable_precision', 'cores_available', 'thread_count', 'set_threads', 'adamw',
-           'StepProgress', 'moved_names']
+           'clean_partials', 'commit_step', 'resolve_checkpoint', 'state_like_params', 'TrainingRun', 'coerce_value',
+           'field_types', 'check_fields', 'config_from_params', 'notebook_params', 'HelpFormatter', 'config_parser',
+           'parse_config', 'cpu_has_bf16', 'runnable_precision', 'cores_available', 'thread_count', 'set_threads',
+           'adamw', 'channels_last_default', 'conv_layout', 'StepProgress', 'moved_names']
 
 # %% ../nbs/00_core.ipynb #0f319eca
 def process_rank() -> int:
@@ -274,6 +274,19 @@ def resolve_checkpoint(path:str|Path) -> Path:
             return target
     raise CheckpointError(f"{path}: no checkpoint here (no config.json, latest pointer or ckpt/ folder)")
 
+# %% ../nbs/00_core.ipynb #f5730bcd
+def state_like_params(opt:torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """Give each of `opt`'s per-parameter state tensors (Adam's moments) its parameter's memory layout, in place.
+    Needed after loading a state saved from a model in another layout: torch's fused AdamW pairs a parameter's and its
+    moments' elements by memory position, so mismatched layouts would silently update the wrong elements (measured: a
+    difference of 0.015 after one step at lr 1e-2; the plain AdamW pairs them by index and is right either way)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p, {})
+            for k, v in st.items():
+                if torch.is_tensor(v) and v.shape == p.shape and v.stride() != p.stride(): st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+    return opt
+
 # %% ../nbs/00_core.ipynb #add3e328
 class TrainingRun:
     """The checkpoints of one resumable training run in `run_dir`; stage 1, stage 2, the downstream harness and the
@@ -332,6 +345,7 @@ class TrainingRun:
         for name, obj in objects.items():
             if ts and name not in ts: raise CheckpointError(f"{self.folder/'training_state.pt'}: no {name!r} state (it has {sorted(ts)})")
             if ts: obj.load_state_dict(ts[name])
+            if ts and isinstance(obj, torch.optim.Optimizer): state_like_params(obj) # saved from a model in another memory layout
         step = int(ts.get("step", 0))
         if verbose and step and self.is_main: print(f"{self.run_dir}: resuming from {self.folder.name} (step {step})", flush=True)
         if self.is_main: self.ckpt_dir.mkdir(parents=True, exist_ok=True); clean_partials(self.ckpt_dir); trim_log(self.run_dir, step)
@@ -610,6 +624,30 @@ def adamw(params, # parameters (or parameter groups) to optimise
     params = list(params)
     try: return torch.optim.AdamW(params, fused=True, **kwargs)
     except (RuntimeError, ValueError, TypeError): return torch.optim.AdamW(params, **kwargs) # no fused kernel here
+
+# %% ../nbs/00_core.ipynb #66b14fc1
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+def channels_last_default(device:str|torch.device="cpu", # where the convolutions run
+                          *, env:dict|None=None, # environment to read; None: `os.environ`
+                          capability:str|None=None, # torch's CPU kernel level; None: `torch.backends.cpu.get_cpu_capability()`
+                         ) -> bool:
+    """Whether specdm's convolutional models (VAEs, U-Net) run with channels-last weights on `device`:
+    `SPECDM_CHANNELS_LAST` (1 / 0) when set; else True on CPUs whose torch kernels are AVX-512 (measured faster there),
+    False on other CPUs and on GPUs. Raises `ValueError` for another value of `SPECDM_CHANNELS_LAST`."""
+    v = (os.environ if env is None else env).get("SPECDM_CHANNELS_LAST", "").strip().lower()
+    if v in _ON: return True
+    if v in _OFF: return False
+    if v: raise ValueError(f"SPECDM_CHANNELS_LAST must be 1 or 0 (or unset: decided by the device), got {v!r}")
+    if torch.device(device).type != "cpu": return False
+    return (torch.backends.cpu.get_cpu_capability() if capability is None else capability).upper().startswith("AVX512")
+
+def conv_layout(model:torch.nn.Module, # moved in place, as `Module.to` does
+                device:str|torch.device="cpu", # where it runs
+                channels_last:bool|None=None, # None: `channels_last_default(device)`
+               ) -> torch.nn.Module:
+    "`model` with its 4-D weights in channels-last memory when `channels_last` (or the device's default) says so, else contiguous."
+    on = channels_last_default(device) if channels_last is None else channels_last
+    return model.to(memory_format=torch.channels_last if on else torch.contiguous_format)
 
 # %% ../nbs/00_core.ipynb #c2318628
 def _dur(s:float) -> str:

@@ -16,7 +16,7 @@ from fastcore.script import Param, call_parse, store_true
 from huggingface_hub import ModelCard, ModelHubMixin
 from torch import Tensor
 
-from .core import set_threads, CheckpointError, get_device, load_checkpoint, moved_names, process_rank, resolve_checkpoint, save_checkpoint, staged_folder
+from .core import set_threads, conv_layout, CheckpointError, get_device, load_checkpoint, moved_names, process_rank, resolve_checkpoint, save_checkpoint, staged_folder
 from .data import Normalizer
 from .ddpm import DiffusionConfig, GaussianDiffusion, UNet, UNetConfig
 from .vae import VAEBase, load_vae, write_vae_checkpoint
@@ -326,7 +326,7 @@ class LatentDiffusion(ModelHubMixin, library_name="specdm", tags=["remote-sensin
 # %% ../nbs/06_sampling.ipynb #5be808c9
 def load_ldm(path:str|Path, # checkpoint folder, or a folder with a `latest` pointer (or its `ckpt/`)
              device:str|torch.device|None=None, ema:bool=True,
-             channels_last:bool=False, # VAE in channels_last memory (opt-in: see "Memory layout for decoding")
+             channels_last:bool|None=None, # VAE and U-Net weights in channels-last memory; None: `specdm.core.channels_last_default(device)`
             ) -> LatentDiffusion:
     "Load a latent-diffusion checkpoint for sampling (EMA weights by default), in eval mode."
     device = get_device(device); folder = resolve_checkpoint(path)
@@ -340,7 +340,7 @@ def load_ldm(path:str|Path, # checkpoint folder, or a folder with a `latest` poi
     try: unet.load_state_dict(weights)
     except RuntimeError as e: raise CheckpointError(f"{folder}: U-Net weights do not match its config ({e})") from None
     vae = load_vae(folder/"vae", device)
-    if channels_last: vae = vae.to(memory_format=torch.channels_last)
+    vae, unet = conv_layout(vae, device, channels_last), conv_layout(unet, device, channels_last) # see "Memory layout"
     return LatentDiffusion(vae, unet.eval(), GaussianDiffusion.from_config(DiffusionConfig(**cfg["diffusion"])),
                            float(cfg["scale_factor"]), tuple(cfg["latent_shape"]), cfg["data"], folder, config=cfg | {"weights": cfg.get("weights") or ("ema" if ema else "model")})
 
@@ -415,7 +415,7 @@ def save_pretrained(self:LatentDiffusion, save_directory:str|Path, # destination
 
 @patch(cls_method=True)
 def _from_pretrained(cls:LatentDiffusion, *, model_id:str, revision=None, cache_dir=None, force_download:bool=False, local_files_only:bool=False,
-                     token=None, device=None, ema:bool=True, channels_last:bool=False, **config_fields) -> LatentDiffusion:
+                     token=None, device=None, ema:bool=True, channels_last:bool|None=None, **config_fields) -> LatentDiffusion:
     "A local folder is loaded as it is; anything else is taken as a Hub repository and downloaded first."
     folder = Path(model_id)
     if not folder.is_dir():

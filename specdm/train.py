@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .core import (TrainingRun, cpu_has_bf16, adamw, runnable_precision, set_threads, CheckpointError, append_log, log_record, start_tracking, stop_tracking, tracker_options, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
+from .core import (TrainingRun, cpu_has_bf16, adamw, conv_layout, runnable_precision, set_threads, CheckpointError, append_log, log_record, start_tracking, stop_tracking, tracker_options, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
                          read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, staged_folder,
                          trim_log, epoch_batches, SeededItems, StepProgress)
 from .data import ChangeDataset, PreparedDataset, SegmentationDataset, flip_rotate
@@ -114,6 +114,7 @@ def train_vae(model:VAEBase, # built by the caller (`build_vae`); trained in pla
     opt = adamw(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     run = TrainingRun(run_dir, acc=acc, resume=resume, keep_last=cfg.keep_last)
     if run.folder is not None: model.load_state_dict(_vae_resumable(run.folder, model, cfg))
+    conv_layout(model, acc.device) # channels-last weights where measured faster (`specdm.core.channels_last_default`)
     step = run.resume(optimizer=opt, verbose=cfg.progress)
     start_tracking(acc, dict(stage="vae", train=asdict(cfg), vae=model.config.to_dict()))
     model, opt = acc.prepare(model, opt)
@@ -324,7 +325,7 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     acc = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum, **tracker_options(run_dir))
     seed_everything(cfg.seed, rank=acc.process_index); set_threads(cfg.threads) # after Accelerate, which may set its own
     ds = data if isinstance(data, PreparedDataset) else PreparedDataset(data)
-    vae_folder = resolve_checkpoint(vae_checkpoint); vae = load_vae(vae_folder, acc.device).requires_grad_(False)
+    vae_folder = resolve_checkpoint(vae_checkpoint); vae = conv_layout(load_vae(vae_folder, acc.device).requires_grad_(False), acc.device)
     items = (ChangeDataset if ds.task == "change" else SegmentationDataset)(ds, "train", augment=False)
     split = tuple(vae.latent_split); per_part = per_part_training(cfg, split)
     latents = LatentSet(encode_moments(vae, items, dihedral=cfg.dihedral, batch_size=cfg.batch_size), diffusion.T,
@@ -342,7 +343,8 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     if run.folder is not None:
         sds, scale = _ldm_resumable(run.folder, unet, diffusion, cfg); net.load_state_dict(sds["model"]); ema.load_state_dict(sds["ema"])
     else: scale = first_batch_scale(latents, cfg.batch_size * acc.num_processes, cfg.seed)
-    step = run.resume(optimizer=opt, scheduler=sched, verbose=cfg.progress)
+    conv_layout(net, acc.device) # channels-last weights where measured faster; the EMA's copies follow element by element
+    step = run.resume(optimizer=opt, scheduler=sched, verbose=cfg.progress) # (the optimizer's moments take the weights' layout)
     net, opt = acc.prepare(net, opt)
     run.restore_rng()
     config = dict(latent_split=list(split), unet=asdict(unet), diffusion=asdict(diffusion), scale_factor=scale, latent_shape=list(shape),

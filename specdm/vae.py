@@ -130,8 +130,9 @@ class AttnBlock(nn.Module):
         self.norm, self.qkv, self.proj = group_norm(c, groups), nn.Conv2d(c, 3 * c, 1), nn.Conv2d(c, c, 1)
     def forward(self, x:Tensor) -> Tensor: # (B, C, H, W) -> same
         B, C, H, W = x.shape
-        q, k, v = self.qkv(self.norm(x)).flatten(2).transpose(1, 2).chunk(3, dim=-1) # (B, HW, C) each
-        h = F.scaled_dot_product_attention(q, k, v) # softmax(q kᵀ / √C) v
+        # (B, 1, HW, C) each: one head, each pixel's channels contiguous; see "Attention's kernel" below for why
+        q, k, v = (a.transpose(1, 2).contiguous()[:, None] for a in self.qkv(self.norm(x)).flatten(2).chunk(3, dim=1))
+        h = F.scaled_dot_product_attention(q, k, v)[:, 0] # softmax(q kᵀ / √C) v, (B, HW, C)
         return x + self.proj(h.transpose(1, 2).reshape(B, C, H, W))
 
 # %% ../nbs/03_vae.ipynb #3d52b91e
@@ -194,7 +195,8 @@ class DiagonalGaussian:
         return cls(*moments.chunk(2, dim=1))
     @property
     def std(self) -> Tensor: return (0.5 * self.logvar).exp()
-    def sample(self) -> Tensor: return self.mean + self.std * torch.randn_like(self.mean)
+    def sample(self) -> Tensor: # noise drawn by shape, so the same values in any memory layout (`randn_like` follows the layout)
+        return self.mean + self.std * torch.randn(self.mean.shape, dtype=self.mean.dtype, device=self.mean.device)
     def mode(self) -> Tensor: return self.mean
     def kl(self) -> Tensor: return kl_diag_gaussian(self.mean, self.logvar)
 

@@ -70,7 +70,7 @@ def test_sad_matches_composed_form_change_layout():
         outs.append((ang.detach(), x.grad, y.grad))
     for new, ref in zip(*outs): close(new, ref, eps=1e-5)
 
-# --- sampling: the VAE in channels_last (load_ldm's CPU default) gives the samples of the plain layout ---------------
+# --- sampling: the VAE and U-Net in channels_last (load_ldm's default on AVX-512 CPUs) give the samples of the plain layout
 import pytest
 from specdm.sampling import load_ldm, sample_pairs
 from specdm.testing import write_test_checkpoint
@@ -80,7 +80,47 @@ def test_channels_last_sampling_matches_plain(tmp_path, task):
     ck = write_test_checkpoint(tmp_path/"ck", task, seed=2)
     plain, fast = load_ldm(ck, "cpu", channels_last=False), load_ldm(ck, "cpu", channels_last=True)
     assert fast.vae.image_ae.decoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.unet.input_blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last)
     z = torch.randn(3, *plain.latent_shape, generator=torch.Generator().manual_seed(0))
     for a, b in zip(plain.vae.decode_to_outputs(z), fast.vae.decode_to_outputs(z)): close(b, a, eps=1e-5); assert b.is_contiguous()
     p, f = sample_pairs(plain, 4, steps=4, batch_size=2), sample_pairs(fast, 4, steps=4, batch_size=2)
     close(f.images, p.images, eps=1e-2); eq(f.masks, p.masks) # images in source units (up to 3000)
+
+# --- training: channels-last weights (train_vae / train_ldm on AVX-512 CPUs) train as the plain layout does ---------
+from specdm.core import read_log
+from specdm.data import SegmentationDataset
+from specdm.ddpm import UNetConfig
+from specdm.prepare import prepare
+from specdm.train import LDMTrainConfig, TrainConfig, train_ldm, train_vae
+from specdm.vae import AEConfig, VAEConfig, build_vae, save_vae
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    d = tmp_path_factory.mktemp("layout")
+    prepare("scenes", d/"data", n_scenes=4, scene_size=64, patch_size=32, val_fraction=0.5)
+    torch.manual_seed(0); save_vae(build_vae(VAEConfig(in_bands=10, num_classes=7, image=AEConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, z_channels=4))), d/"vae")
+    return d
+
+def _losses(run): return [r["loss"] for r in read_log(run) if r.get("split") == "train"]
+
+@pytest.mark.parametrize("stage", ["stage1", "stage2"])
+def test_channels_last_training_matches_plain(small, tmp_path, monkeypatch, stage):
+    """The same run in both layouts logs the same loss at every step, and a run checkpointed in one layout resumes in the other.
+    (The losses are the check: Adam's normalised steps turn float rounding into weight drifts of up to lr per step, as large
+    as those of a wrong model in 8 steps.)"""
+    unet = UNetConfig(in_channels=8, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2,), num_heads=1)
+    def train(run, layout, steps):
+        monkeypatch.setenv("SPECDM_CHANNELS_LAST", layout)
+        if stage == "stage1":
+            torch.manual_seed(0) # the model's initial weights (attention included: the VAE's fused-kernel path)
+            model = build_vae(VAEConfig(in_bands=10, num_classes=7, image=AEConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, z_channels=4)))
+            train_vae(model, SegmentationDataset(small/"data", "train", augment=True), run,
+                      cfg=TrainConfig(max_steps=steps, batch_size=4, lr=1e-3, ckpt_every=4, log_every=1, val_every=100, progress=False, cpu=True))
+        else:
+            train_ldm(small/"vae", small/"data", run, unet=unet, cfg=LDMTrainConfig(max_steps=steps, batch_size=4, warmup_steps=2, ckpt_every=4,
+                      log_every=1, progress=False, cpu=True))
+    train(tmp_path/"plain", "0", 8); train(tmp_path/"fast", "1", 8)
+    assert len(_losses(tmp_path/"plain")) == 8
+    close(torch.tensor(_losses(tmp_path/"fast")), torch.tensor(_losses(tmp_path/"plain")), eps=1e-4)
+    train(tmp_path/"mixed", "1", 4); train(tmp_path/"mixed", "0", 8) # checkpointed channels-last, resumed plain
+    close(torch.tensor(_losses(tmp_path/"mixed")), torch.tensor(_losses(tmp_path/"plain")), eps=1e-4)

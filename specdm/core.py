@@ -274,7 +274,7 @@ def resolve_checkpoint(path:str|Path) -> Path:
             return target
     raise CheckpointError(f"{path}: no checkpoint here (no config.json, latest pointer or ckpt/ folder)")
 
-# %% ../nbs/00_core.ipynb #f5730bcd
+# %% ../nbs/00_core.ipynb #b95bc0b8
 def state_like_params(opt:torch.optim.Optimizer) -> torch.optim.Optimizer:
     """Give each of `opt`'s per-parameter state tensors (Adam's moments) its parameter's memory layout, in place.
     Needed after loading a state saved from a model in another layout: torch's fused AdamW pairs a parameter's and its
@@ -585,8 +585,8 @@ def runnable_precision(requested:Literal["no", "fp16", "bf16"], # what the job a
     elif requested == "bf16" and device != "cuda" and not (cpu_has_bf16() if bf16_units is None else bf16_units):
         why = "this CPU has no bf16 units (avx512_bf16 / amx_bf16): bf16 would be emulated, about 20x slower than fp32"
     if not why: return requested
-    warnings.warn(f"{what}: mixed_precision={requested!r} cannot run on this {'GPU' if device == 'cuda' else 'CPU'} ({why}); training in fp32 (mixed_precision='no') "
-                  "instead, and the checkpoint records 'no'", stacklevel=2)
+    warnings.warn(f"{what}: mixed_precision={requested!r} cannot run on this {'GPU' if device == 'cuda' else 'CPU'} ({why}); {what} runs in fp32 (mixed_precision='no') "
+                  f"instead, and the {'manifest' if what == 'sampling' else 'checkpoint'} records 'no'", stacklevel=2)
     return "no"
 
 # %% ../nbs/00_core.ipynb #8db7daf6
@@ -625,7 +625,7 @@ def adamw(params, # parameters (or parameter groups) to optimise
     try: return torch.optim.AdamW(params, fused=True, **kwargs)
     except (RuntimeError, ValueError, TypeError): return torch.optim.AdamW(params, **kwargs) # no fused kernel here
 
-# %% ../nbs/00_core.ipynb #66b14fc1
+# %% ../nbs/00_core.ipynb #1f8c4cb6
 _ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 def channels_last_default(device:str|torch.device="cpu", # where the convolutions run
                           *, env:dict|None=None, # environment to read; None: `os.environ`

@@ -115,7 +115,8 @@ def folder_set(folder:str|Path, # synthetic folder (`write_synthetic`, layout "f
         xy = [one(files[k]) for k in i]
         return np.stack([a for a, _ in xy]), np.stack([b for _, b in xy]), [f"{folder/files[k][keys[0]]} (mask {folder/files[k]['mask']})" for k in i]
     info = dict(source=str(folder), kind="synthetic folder", n_available=len(m["files"]),
-                **{k: m.get(k) for k in ("checkpoint", "weights_sha256", "sampler", "steps", "eta", "seed", "specdm_version")})
+                **{k: m.get(k) for k in ("checkpoint", "weights_sha256", "sampler", "steps", "eta", "seed", "specdm_version")},
+                **{k: m[k] for k in ("precision",) if k in m}) # sets written before `precision` ran in fp32
     wl = [b.get("wavelength") if isinstance(b, dict) else None for b in m["bands"]] # write_synthetic records each band's
     return PairSet(str(folder), len(files), bands, list(m["class_names"]), read, 255, task, info, None, wl)
 

@@ -16,7 +16,7 @@ from fastcore.script import Param, call_parse, store_true
 from huggingface_hub import ModelCard, ModelHubMixin
 from torch import Tensor
 
-from .core import set_threads, conv_layout, CheckpointError, get_device, load_checkpoint, moved_names, process_rank, resolve_checkpoint, save_checkpoint, staged_folder
+from .core import set_threads, conv_layout, runnable_precision, CheckpointError, get_device, load_checkpoint, moved_names, process_rank, resolve_checkpoint, save_checkpoint, staged_folder
 from .data import Normalizer
 from .ddpm import DiffusionConfig, GaussianDiffusion, UNet, UNetConfig
 from .vae import VAEBase, load_vae, write_vae_checkpoint
@@ -651,6 +651,11 @@ def _condition_rows(indices:Sequence, n:int) -> list[int]:
     "Condition item of each sample: its index k (of k or (k, j)) modulo the number of conditions."
     return [(int(i) if isinstance(i, (int, np.integer)) else int(i[0])) % n for i in indices]
 
+def _precision_used(m:LatentDiffusion, precision:str) -> str:
+    "The precision sampling runs in on `m`'s device for `precision` asked: fp32 ('no'), with a warning, where the device cannot run it."
+    dev = next(m.unet.parameters()).device
+    return runnable_precision(precision, "cuda" if dev.type == "cuda" else "cpu", what="sampling")
+
 @torch.no_grad()
 def generate(m:LatentDiffusion, indices:Sequence[int], *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0,
              spacing:Spacing|None=None, # timestep grid; None: the sampler's default (`DEFAULT_SPACING`)
@@ -658,6 +663,7 @@ def generate(m:LatentDiffusion, indices:Sequence[int], *, sampler:SamplerName="d
              mode:SamplingMode="joint", # which parts are given (see "Sampling modes")
              conditions:Conditions|None=None, # what they are given: from `load_conditions`
              guidance_scale:float=1.0, # classifier-free guidance on the given parts; 1: none
+             precision:Literal["no", "bf16", "fp16"]="no", # "bf16" (or "fp16" on GPUs): the U-Net and the decoders under autocast, where `runnable_precision` says it runs (else fp32, with a warning); not the fp32 samples (see "Precision")
             ) -> tuple[Tensor, Tensor]:
     """Samples with the given indices: images in source units ((n, C, H, W); change (n, 2, C, H, W)) and masks (n, H, W)
     int64, on the CPU; sample i depends on (seed, i) (and its condition) only. Given parts are returned as given. Raises
@@ -667,25 +673,29 @@ def generate(m:LatentDiffusion, indices:Sequence[int], *, sampler:SamplerName="d
     given = check_mode(m, mode, conditions, guidance_scale)
     dev = next(m.unet.parameters()).device; smp = make_sampler(sampler, m.diffusion, eta, spacing); imgs, masks = [], []
     where = f"checkpoint {m.path or '(in memory)'}: samples are not finite"
+    prec = _precision_used(m, precision)
+    amp = lambda: torch.autocast(dev.type, dtype=torch.bfloat16 if prec == "bf16" else torch.float16, enabled=prec != "no")
     for b0 in range(0, len(indices), batch_size):
         idx = list(indices[b0:b0 + batch_size]); gens = sample_generators(seed, idx); cimg = cmask = None; g = given
         try:
-            if mode == "joint_then_image":  # masks drawn jointly (the `joint` mode's own), then images given them
-                z = denoise(m.unet, smp, m.latent_shape, steps, gens, dev, progress, m.vae.latent_split)
-                cmask = m.vae.logits_to_mask(m.vae.decode_to_outputs(z / m.scale_factor)[1]).cpu(); g = ("mask",)
-                gens = sample_generators(seed, [_tagged(i, 2) for i in idx])
-            elif g:
-                rows = _condition_rows(idx, len(conditions))
-                cimg = conditions.images[rows] if conditions.images is not None else None
-                cmask = conditions.masks[rows] if conditions.masks is not None else None
-            if g:
-                zg = encode_given(m, g, cimg, cmask)
-                gp = GivenParts(m, g, zg, sample_generators(seed, [_tagged(i, 1) for i in idx]), guidance_scale)
-                zf = denoise(gp, smp, (len(gp.free_ch), *m.latent_shape[1:]), steps, gens, dev, progress, gp.free_split)
-                z = gp.full(zf, zg)
-            else: z = denoise(m.unet, smp, m.latent_shape, steps, gens, dev, progress, m.vae.latent_split)
+            with amp():
+                if mode == "joint_then_image":  # masks drawn jointly (the `joint` mode's own), then images given them
+                    z = denoise(m.unet, smp, m.latent_shape, steps, gens, dev, progress, m.vae.latent_split)
+                    cmask = m.vae.logits_to_mask(m.vae.decode_to_outputs(z / m.scale_factor)[1]).cpu(); g = ("mask",)
+                    gens = sample_generators(seed, [_tagged(i, 2) for i in idx])
+                elif g:
+                    rows = _condition_rows(idx, len(conditions))
+                    cimg = conditions.images[rows] if conditions.images is not None else None
+                    cmask = conditions.masks[rows] if conditions.masks is not None else None
+                if g:
+                    zg = encode_given(m, g, cimg, cmask)
+                    gp = GivenParts(m, g, zg, sample_generators(seed, [_tagged(i, 1) for i in idx]), guidance_scale)
+                    zf = denoise(gp, smp, (len(gp.free_ch), *m.latent_shape[1:]), steps, gens, dev, progress, gp.free_split)
+                    z = gp.full(zf, zg)
+                else: z = denoise(m.unet, smp, m.latent_shape, steps, gens, dev, progress, m.vae.latent_split)
         except NonFiniteError as e: raise NonFiniteError(f"{where}; {e}; {_nonfinite_weights(m)}") from None
-        x, logits = m.vae.decode_to_outputs(z / m.scale_factor); x = m.normalizer.decode(x.float())
+        with amp(): x, logits = m.vae.decode_to_outputs(z.float() / m.scale_factor)
+        x, logits = m.normalizer.decode(x.float()), logits.float()
         if not (torch.isfinite(x).all() & torch.isfinite(logits).all()):  # a finite latent the VAE decoder overflowed on
             raise NonFiniteError(f"{where}; the latent is finite but the decoded {'image' if not torch.isfinite(x).all() else 'mask logits'} "
                                  f"are not (VAE decoder, {sampler} {steps} steps); {_nonfinite_weights(m)}")
@@ -781,7 +791,8 @@ def draw(m:LatentDiffusion, keys:Sequence[int], # sample indices wanted
          rule:MinShare|None=None, # acceptance rule; None accepts every candidate 0
          allowance:Callable[[int], int]=lambda k: 1, # candidates allowed to sample k
          stats:Acceptance|None=None, *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0, spacing:Spacing|None=None, seed:int=0,
-         batch_size:int=16, progress:bool=False, mode:SamplingMode="joint", conditions:Conditions|None=None, guidance_scale:float=1.0):
+         batch_size:int=16, progress:bool=False, mode:SamplingMode="joint", conditions:Conditions|None=None, guidance_scale:float=1.0,
+         precision:str="no"):
     "Yield lists of (k, j, image, mask): for each sample k its first candidate j that `rule` accepts."
     nxt = {k: 0 for k in keys}; pending = list(keys)
     while pending:
@@ -794,7 +805,8 @@ def draw(m:LatentDiffusion, keys:Sequence[int], # sample indices wanted
         found = []
         if batch:
             x, y = generate(m, [k if j == 0 else (k, j) for k, j in batch], sampler=sampler, steps=steps, eta=eta, spacing=spacing,
-                            seed=seed, batch_size=len(batch), progress=progress, mode=mode, conditions=conditions, guidance_scale=guidance_scale)
+                            seed=seed, batch_size=len(batch), progress=progress, mode=mode, conditions=conditions, guidance_scale=guidance_scale,
+                            precision=precision)
             ok = rule.accept(y) if rule else torch.ones(len(batch), dtype=torch.bool)
             done = set()
             for (k, j), xi, yi, a in zip(batch, x, y, ok.tolist()):
@@ -820,6 +832,7 @@ def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint fold
                  conditions=None, # what they are given: prepared dataset, folder of masks, masks, `Conditions` (`load_conditions`)
                  condition_split:str="train", # prepared-dataset conditions: the split they come from
                  guidance_scale:float=1.0, # classifier-free guidance on the given parts (per-part models); 1: none
+                 precision:Literal["no", "bf16", "fp16"]="no", # "bf16": faster on CPUs with bf16 units and on GPUs, not the fp32 samples (see "Precision")
                 ) -> Pairs:
     """Generate `n` image–mask pairs (change: two dates and a change mask) from a trained SpecDM model.
     Images in source units (n, C, H, W) (change: (n, 2, C, H, W)), masks (n, H, W) int64; `info` records how, the grid,
@@ -831,12 +844,12 @@ def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint fold
     if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     cond = mode_conditions(m, mode, conditions, condition_split, guidance_scale)  # checked before any work
     rule = MinShare.parse(min_share, m.data["class_names"], m.data.get("ignore_index", 255))
-    budget = _check_budget(budget, n, rule)
+    budget = _check_budget(budget, n, rule); used = _precision_used(m, precision)
     stats = Acceptance(rule, n, budget) if rule else None
     got = {}
     for found in draw(m, range(start, start + n), rule, lambda k: pair_allowance(budget, n, k - start), stats,
                       sampler=sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, batch_size=batch_size, progress=progress,
-                      mode=mode, conditions=cond, guidance_scale=guidance_scale):
+                      mode=mode, conditions=cond, guidance_scale=guidance_scale, precision=used):
         got.update({k: (j, x, y) for k, j, x, y in found})
     keys = sorted(got); P, C = m.data["patch_size"], len(m.data["bands"])
     images = torch.stack([got[k][1] for k in keys]) if keys else torch.zeros((0, 2, C, P, P) if m.task == "change" else (0, C, P, P))
@@ -845,7 +858,7 @@ def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint fold
         info_sampler = dict(sampler=f"diffusers.{type(sampler).__name__}", scheduler_config={k: v for k, v in dict(sampler.config).items() if not k.startswith("_")})
     else: info_sampler = dict(sampler=sampler)
     info = dict(**info_sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, start=start, n=n, checkpoint=str(m.path) if m.path else None,
-                mode=mode, guidance_scale=guidance_scale, conditions=None if cond is None else dict(source=cond.source, count=len(cond), rows=_condition_rows(keys, len(cond))))
+                mode=mode, guidance_scale=guidance_scale, precision=used, conditions=None if cond is None else dict(source=cond.source, count=len(cond), rows=_condition_rows(keys, len(cond))))
     if rule:
         cand = [got[k][0] for k in keys]
         info.update(candidate=cand, acceptance=dict(min_share=rule.as_dict(), budget=budget, candidates=sum(cand) + n,
@@ -970,6 +983,7 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
                     conditions=None, # what they are given: prepared dataset, folder of masks, masks, `Conditions`
                     condition_split:str="train", # prepared-dataset conditions: the split they come from
                     guidance_scale:float=1.0, # classifier-free guidance on the given parts (per-part models); 1: none
+                    precision:Literal["no", "bf16", "fp16"]="no", # "bf16": faster on CPUs with bf16 units and on GPUs, not the fp32 samples (see "Precision"); the manifest records what ran
                    ) -> Path:
     """Sample `n` pairs and write them as a dataset in `layout`; resumable, sharded by Accelerate rank. Returns `out`.
     Raises `FileExistsError` for a non-empty `out` of other parameters, `NonFiniteError` when sampling gives NaN/inf
@@ -986,13 +1000,13 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     rule = MinShare.parse(min_share, m.data["class_names"], m.data.get("ignore_index", 255)); budget = _check_budget(budget, n, rule)
     params = dict(checkpoint=str(m.path), sampler=sampler, steps=steps, eta=eta, spacing=resolve_spacing(sampler, spacing), seed=seed, n=n, layout=layout, dtype=dtype,
                   min_share=rule.as_dict() if rule else None, weights_sha256=file_sha256(m.path/"ema.safetensors"), task=m.task,
-                  mode=mode, guidance_scale=float(guidance_scale), conditions=_conditions_record(cond))
+                  mode=mode, guidance_scale=float(guidance_scale), conditions=_conditions_record(cond), precision=_precision_used(m, precision))
     fresh = False  # this call made the output folder (so it may remove it again)
     if state.is_main_process:
         if out.exists() and any(out.iterdir()):
             prev = load_json(out/"run.json") if (out/"run.json").is_file() else None
             if prev is not None and "sampler" in prev: prev = {**prev, "spacing": run_spacing(prev)}  # a run from before `spacing`: the old grid
-            if prev is not None and "sampler" in prev: prev = dict(dict(mode="joint", guidance_scale=1.0, conditions=None), **prev)  # and before modes
+            if prev is not None and "sampler" in prev: prev = dict(dict(mode="joint", guidance_scale=1.0, conditions=None, precision="no"), **prev)  # and before modes, precision
             if overwrite: shutil.rmtree(out)
             elif prev != params:
                 diff = "; differs in " + ", ".join(f"{k} ({prev.get(k)!r} there, {v!r} now)" for k, v in params.items() if prev.get(k) != v) if prev else ""
@@ -1009,7 +1023,7 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     try:
         for found in draw(m, todo, rule, lambda k: pair_allowance(budget, n, k), stats, sampler=sampler, steps=steps, eta=eta,
                           spacing=params["spacing"], seed=seed, batch_size=batch_size, progress=progress,
-                          mode=mode, conditions=cond, guidance_scale=guidance_scale):
+                          mode=mode, conditions=cond, guidance_scale=guidance_scale, precision=params["precision"]):
             for k, j, x, y in found: done[k] = dict(files=_write_sample(out, layout, m.task, k, x.numpy(), y.numpy(), bands, dtype, rad, m.data.get("ignore_index", 255)), candidate=j)
             save_json({str(k): v for k, v in sorted(done.items())}, prog)  # after the files: listed means written
     except NonFiniteError:
@@ -1065,6 +1079,8 @@ def specdm_sample(ckpt:Param("latent-diffusion checkpoint folder (or a run's ldm
                                    "(default: none; joint needs none)", str)=None,
                   condition_split:Param("prepared-dataset conditions: the split they come from", str)="train",
                   guidance_scale:Param("classifier-free guidance on the given parts (per-part models); 1: none", float)=1.0,
+                  precision:Param("no: fp32; bf16: the networks under bf16 autocast, on GPUs and on CPUs with bf16 units (avx512_bf16 / amx_bf16; "
+                                  "elsewhere fp32, with a warning): faster, but not the fp32 samples (06_sampling, 'Precision')", str, choices=("no", "bf16", "fp16"))="no",
                   overwrite:Param("replace a non-empty output folder", store_true)=False,
                   device:Param("torch device (default: this process's Accelerate device)", str)=None,
                   progress:Param("show a progress bar per batch", store_true)=False,
@@ -1074,7 +1090,8 @@ def specdm_sample(ckpt:Param("latent-diffusion checkpoint folder (or a run's ldm
     set_threads(threads)
     try: folder = write_synthetic(ckpt, out, n, sampler=sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, batch_size=batch_size,
                                   layout=layout, dtype=dtype, min_share=min_share, budget=budget, overwrite=overwrite, device=device,
-                                  progress=progress, mode=mode, conditions=conditions, condition_split=condition_split, guidance_scale=guidance_scale)
+                                  progress=progress, mode=mode, conditions=conditions, condition_split=condition_split, guidance_scale=guidance_scale,
+                                  precision=precision)
     except (ValueError, FileExistsError, CheckpointError, BudgetError, NonFiniteError) as e: raise SystemExit(f"specdm_sample: {e}")
     man = folder/"manifest.json"
     if man.is_file() and process_rank() == 0:

@@ -22,7 +22,7 @@ Timed:
 
 All variants start from the same weights and inputs; their losses, gradients and samples are compared first (they agree
 to float rounding). Variants run in alternating rounds; medians and ratios are printed with the threads, CPU and load,
-and with `--out` written to a JSON file (rendered in nbs/05_train_ldm.ipynb, "Speed").
+and with `--out` written to a JSON file (rendered in nbs/05_train_ldm.ipynb, "Speed on the CPU").
 """
 import argparse, copy, json, os, sys, time
 
@@ -53,10 +53,11 @@ def variants(model, spec:dict):
     return {k: conv_layout(copy.deepcopy(model), channels_last=cl) for k, cl in spec.items()}
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=7); ap.add_argument("--warmup", type=int, default=1)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=7, help="timed rounds per variant, alternating (sampling: half as many, at least 3)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     ap.add_argument("--pairs", type=int, default=32, help="pairs per sampling round and variant")
-    ap.add_argument("--batch", type=int, default=16, help="sampling batch (the default of sample_pairs / write_synthetic)")
+    ap.add_argument("--batch", type=int, default=16, help="sampling batch (the default of sample_pairs / write_synthetic); batch 64 is timed as well")
     ap.add_argument("--threads", type=int, default=0, help="torch threads; 0: specdm's policy (usable cores / local processes)")
     ap.add_argument("--out", default=None, help="write the medians and ratios to this JSON file")
     a = ap.parse_args()

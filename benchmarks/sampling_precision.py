@@ -26,13 +26,16 @@ from specdm.report import evaluate
 from specdm.sampling import generate, load_ldm, write_synthetic
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--ckpt", required=True, help="latent-diffusion checkpoint (e.g. the main job's runs/specdm/ldm)")
     ap.add_argument("--real", required=True, help="the prepared dataset it was trained on (its val split is the reference)")
     ap.add_argument("--work", required=True, help="folder for the two synthetic sets and their reports")
-    ap.add_argument("--n", type=int, default=128); ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--pairs", type=int, default=32); ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=0); ap.add_argument("--out", default=None)
+    ap.add_argument("--n", type=int, default=128, help="pairs written and evaluated per precision")
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds per precision, alternating")
+    ap.add_argument("--pairs", type=int, default=32, help="pairs per timed round")
+    ap.add_argument("--batch", type=int, default=16, help="pairs denoised at once")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads; 0: specdm's policy (usable cores / local processes)")
+    ap.add_argument("--out", default=None, help="write the figures to this JSON file")
     a = ap.parse_args()
     threads = set_threads(a.threads); start = load()
     print(header(torch, f"sampling precision: DDIM-50 η 1 with decoding, {a.pairs} pairs per round, batch {a.batch}"))

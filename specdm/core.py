@@ -577,16 +577,19 @@ def cpu_has_bf16() -> bool:
 def runnable_precision(requested:Literal["no", "fp16", "bf16"], # what the job asks for
                        device:str, # "cuda" or "cpu": where the training runs
                        *, bf16_units:bool|None=None, # the CPU has bf16 units; None: `cpu_has_bf16()`
-                       what:str="training") -> Literal["no", "fp16", "bf16"]:
+                       what:str="training", # who asks, for the warning: "stage 1", "stage 2", "sampling"
+                       name:str="mixed_precision", # the option's name, for the messages
+                       stacklevel:int=2) -> Literal["no", "fp16", "bf16"]:
     "The mixed precision that runs for `requested` on `device`; a warning says what runs instead when it differs."
+    if requested not in ("no", "fp16", "bf16"): raise ValueError(f"{what}: {name} must be 'no' (fp32), 'bf16' or 'fp16', got {requested!r}")
     why = ""
-    if requested == "fp16" and device != "cuda": why = "fp16 autocast runs only on GPUs; Accelerate would train in fp32 on the CPU"
+    if requested == "fp16" and device != "cuda": why = "fp16 is used on GPUs only; asked for it on a CPU, Accelerate trains in fp32"
     elif requested == "bf16" and device == "cuda" and not torch.cuda.is_bf16_supported(): why = "this GPU has no bf16 support"
     elif requested == "bf16" and device != "cuda" and not (cpu_has_bf16() if bf16_units is None else bf16_units):
         why = "this CPU has no bf16 units (avx512_bf16 / amx_bf16): bf16 would be emulated, about 20x slower than fp32"
     if not why: return requested
-    warnings.warn(f"{what}: mixed_precision={requested!r} cannot run on this {'GPU' if device == 'cuda' else 'CPU'} ({why}); {what} runs in fp32 (mixed_precision='no') "
-                  f"instead, and the {'manifest' if what == 'sampling' else 'checkpoint'} records 'no'", stacklevel=2)
+    warnings.warn(f"{what}: {name}={requested!r} cannot run on this {'GPU' if device == 'cuda' else 'CPU'} ({why}); {what} runs in fp32 ({name}='no') "
+                  f"instead, and the {'manifest' if what == 'sampling' else 'checkpoint'} records 'no'", stacklevel=stacklevel)
     return "no"
 
 # %% ../nbs/00_core.ipynb #8db7daf6
@@ -637,7 +640,7 @@ def channels_last_default(device:str|torch.device="cpu", # where the convolution
     v = (os.environ if env is None else env).get("SPECDM_CHANNELS_LAST", "").strip().lower()
     if v in _ON: return True
     if v in _OFF: return False
-    if v: raise ValueError(f"SPECDM_CHANNELS_LAST must be 1 or 0 (or unset: decided by the device), got {v!r}")
+    if v: raise ValueError(f"SPECDM_CHANNELS_LAST must be 1 or 0 (also true/false, yes/no, on/off; unset: decided by the device), got {v!r}")
     if torch.device(device).type != "cpu": return False
     return (torch.backends.cpu.get_cpu_capability() if capability is None else capability).upper().startswith("AVX512")
 

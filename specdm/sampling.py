@@ -328,7 +328,8 @@ def load_ldm(path:str|Path, # checkpoint folder, or a folder with a `latest` poi
              device:str|torch.device|None=None, ema:bool=True,
              channels_last:bool|None=None, # VAE and U-Net weights in channels-last memory; None: `specdm.core.channels_last_default(device)`
             ) -> LatentDiffusion:
-    "Load a latent-diffusion checkpoint for sampling (EMA weights by default), in eval mode."
+    """Load a latent-diffusion checkpoint for sampling (EMA weights by default), in eval mode, with the VAE's and the
+    U-Net's weights in channels-last memory where `channels_last` (None: `specdm.core.channels_last_default(device)`) says so."""
     device = get_device(device); folder = resolve_checkpoint(path)
     cfg, sds = load_checkpoint(folder, device)
     if cfg.get("format") != "specdm.ldm": raise CheckpointError(f"{folder/'config.json'}: not a specdm latent-diffusion checkpoint")
@@ -654,7 +655,7 @@ def _condition_rows(indices:Sequence, n:int) -> list[int]:
 def _precision_used(m:LatentDiffusion, precision:str) -> str:
     "The precision sampling runs in on `m`'s device for `precision` asked: fp32 ('no'), with a warning, where the device cannot run it."
     dev = next(m.unet.parameters()).device
-    return runnable_precision(precision, "cuda" if dev.type == "cuda" else "cpu", what="sampling")
+    return runnable_precision(precision, "cuda" if dev.type == "cuda" else "cpu", what="sampling", name="precision", stacklevel=4)
 
 @torch.no_grad()
 def generate(m:LatentDiffusion, indices:Sequence[int], *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0,
@@ -836,7 +837,7 @@ def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint fold
                 ) -> Pairs:
     """Generate `n` image–mask pairs (change: two dates and a change mask) from a trained SpecDM model.
     Images in source units (n, C, H, W) (change: (n, 2, C, H, W)), masks (n, H, W) int64; `info` records how, the grid,
-    the mode, guidance scale and conditions included. Raises `NonFiniteError` when sampling gives NaN/inf, `BudgetError`
+    the mode, guidance scale, conditions and the precision that ran included. Raises `NonFiniteError` when sampling gives NaN/inf, `BudgetError`
     when class-aware sampling runs out, `ValueError` for a mode without (or with unfit) conditions."""
     spacing = resolve_spacing(sampler, spacing)
     m = checkpoint_or_model if isinstance(checkpoint_or_model, LatentDiffusion) else load_ldm(checkpoint_or_model, device)
@@ -1080,7 +1081,7 @@ def specdm_sample(ckpt:Param("latent-diffusion checkpoint folder (or a run's ldm
                   condition_split:Param("prepared-dataset conditions: the split they come from", str)="train",
                   guidance_scale:Param("classifier-free guidance on the given parts (per-part models); 1: none", float)=1.0,
                   precision:Param("no: fp32; bf16: the networks under bf16 autocast, on GPUs and on CPUs with bf16 units (avx512_bf16 / amx_bf16; "
-                                  "elsewhere fp32, with a warning): faster, but not the fp32 samples (06_sampling, 'Precision')", str, choices=("no", "bf16", "fp16"))="no",
+                                  "elsewhere fp32, with a warning): faster, but not the fp32 samples (06_sampling, 'Precision'); fp16: GPUs only", str, choices=("no", "bf16", "fp16"))="no",
                   overwrite:Param("replace a non-empty output folder", store_true)=False,
                   device:Param("torch device (default: this process's Accelerate device)", str)=None,
                   progress:Param("show a progress bar per batch", store_true)=False,
@@ -1096,7 +1097,8 @@ def specdm_sample(ckpt:Param("latent-diffusion checkpoint folder (or a run's ldm
     man = folder/"manifest.json"
     if man.is_file() and process_rank() == 0:
         m = load_json(man); acc = m.get("acceptance")
-        print(f"{folder}: {len(m['files'])} pairs ({m['layout']} layout, {m['dtype']}), {m['sampler']} {m['steps']} steps ({run_spacing(m)} grid), seed {m['seed']}"
+        print(f"{folder}: {len(m['files'])} pairs ({m['layout']} layout, stored as {m['dtype']}), {m['sampler']} {m['steps']} steps ({run_spacing(m)} grid), seed {m['seed']}"
+              + (f", sampled in {m['precision']}" if m.get("precision", "no") != "no" else "")
               + (f"; class-aware {acc['min_share']}: acceptance rate {acc['rate']:.1%}" if acc else "")
               + (f"; mode {m['mode']}, guidance scale {m['guidance_scale']:g}" + (f", conditions {m['conditions']['source']}" if m.get('conditions') else "") if m.get("mode", "joint") != "joint" else ""))
 

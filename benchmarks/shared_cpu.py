@@ -1,20 +1,22 @@
 """Two main-job-sized stage-2 trainings at once on this CPU, against one alone: what the thread policy is for.
 
-    python benchmarks/shared_cpu.py [--steps 20] [--rounds 2] [--modes policy before] [--warmup 2]
+    python benchmarks/shared_cpu.py [--steps 20] [--rounds 2] [--modes policy passive before] [--warmup 2]
 
 Each training is its own process (this script with `--worker`): the stage-2 U-Net of the main job (`05_train_ldm`'s
 defaults: 48 channels, channel_mult 1,2,2, one ResNet block per level, attention at 4× downsampling; 2.7 M parameters)
 on the main job's joint latent (8 × 16 × 16, batch 32), `--steps` optimiser steps of the diffusion loss, backward,
-gradient clipping and AdamW, each step timed. Two modes:
+gradient clipping and AdamW, each step timed. Modes:
 
-- `policy`: as specdm runs now. `OMP_WAIT_POLICY=PASSIVE` (set by `import specdm` before torch loads), threads from
-  `specdm.core.set_threads()` — each job takes the cores it may use, since two independent jobs do not know of each
-  other — and AdamW from `specdm.core.adamw` (fused).
+- `policy`: as specdm runs now. `OMP_WAIT_POLICY=PASSIVE` with `GOMP_SPINCOUNT=3000` (waiting threads spin 3 000
+  rounds, then sleep; both set by `import specdm` before torch loads), threads from `specdm.core.set_threads()` — each
+  job takes the cores it may use, since two independent jobs do not know of each other — and AdamW from
+  `specdm.core.adamw` (fused).
+- `passive`: the policy with `OMP_WAIT_POLICY=PASSIVE` alone (waiting threads sleep at once): specdm's policy until
+  the spin count was measured.
 - `before`: as before the policy: torch loaded before specdm (OpenMP's default waiting policy, threads spin), torch's
   default threads, plain AdamW.
-- `spin=K` (optional, e.g. `spin=3000`): the policy, but waiting threads spin K rounds before they sleep
-  (`GOMP_SPINCOUNT=K`, libgomp, the OpenMP of torch's Linux wheels); a middle ground to try where the policy costs a
-  process alone too much.
+- `spin=K` (optional, e.g. `spin=10000`): the policy with another spin count, K rounds before waiting threads sleep
+  (`GOMP_SPINCOUNT=K`, libgomp, the OpenMP of torch's Linux wheels).
 
 For each mode the rounds alternate: one training alone, then two at once, then alone again (`--rounds` times). The
 environment's OMP_WAIT_POLICY / OMP_NUM_THREADS are removed from the workers so that each mode decides. Printed: the
@@ -29,10 +31,11 @@ from _timing import cpu_units, cores_usable, load
 
 def worker(mode:str, steps:int, seed:int):
     "One training: print a JSON line with its threads, waiting policy (as OpenMP saw it at start) and per-step seconds."
-    wait = os.environ.get("OMP_WAIT_POLICY", "PASSIVE (from specdm)" if mode != "before" else "(unset)")
-    if "GOMP_SPINCOUNT" in os.environ: wait += f", GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}"
+    given = {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     if mode == "before": import torch # OpenMP starts before specdm can set its waiting policy: the behaviour before
-    import specdm # noqa: F401  (policy mode: sets OMP_WAIT_POLICY=PASSIVE before torch loads)
+    import specdm # noqa: F401  (other modes: sets the waiting policy before torch loads)
+    wait = "(unset)" if mode == "before" else ", ".join(f"{k}={os.environ[k]}" + ("" if given[k] else " (from specdm)")
+                                                        for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ)
     import torch
     from specdm.core import adamw, set_threads
     from specdm.ddpm import DiffusionConfig, GaussianDiffusion, UNet, UNetConfig
@@ -54,6 +57,7 @@ def run(mode:str, n:int, steps:int) -> list[dict]:
     "Start `n` workers at once, wait for all; their reports."
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "GOMP_SPINCOUNT")}
     if mode.startswith("spin="): env["GOMP_SPINCOUNT"] = mode.split("=", 1)[1]
+    if mode == "passive": env["OMP_WAIT_POLICY"] = "PASSIVE" # set by the user: specdm adds no spin count
     ps = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", mode, "--steps", str(steps), "--seed", str(i)],
                            stdout=subprocess.PIPE, text=True, env=env) for i in range(n)]
     out = [p.communicate()[0] for p in ps]
@@ -65,14 +69,14 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="optimiser steps per training")
     ap.add_argument("--warmup", type=int, default=2, help="first steps of each training not counted")
     ap.add_argument("--rounds", type=int, default=2, help="alone / two-at-once rounds per mode (alternating)")
-    ap.add_argument("--modes", nargs="+", default=["policy", "before"], help="policy, before, spin=K (see above)")
+    ap.add_argument("--modes", nargs="+", default=["policy", "passive", "before"], help="policy, passive, before, spin=K (see above)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker: return worker(a.worker, a.steps, a.seed)
     if a.steps <= a.warmup: raise SystemExit("--steps must exceed --warmup")
-    if bad := [m for m in a.modes if m not in ("policy", "before") and not (m.startswith("spin=") and m[5:].isdigit())]:
-        raise SystemExit(f"unknown modes {bad}: use policy, before, spin=K")
+    if bad := [m for m in a.modes if m not in ("policy", "passive", "before") and not (m.startswith("spin=") and m[5:].isdigit())]:
+        raise SystemExit(f"unknown modes {bad}: use policy, passive, before, spin=K")
     print(f"two main-job-sized stage-2 trainings at once vs one alone, {a.steps} steps each ({a.warmup} not counted)\n"
           f"CPU: {cpu_units()}, {cores_usable()} usable cores\nat the start: {load()}")
     res = {m: {"alone": [], "two": []} for m in a.modes}; threads = {}
@@ -87,7 +91,7 @@ def main():
     for m in a.modes:
         alone[m] = statistics.median(x for rnd in res[m]["alone"] for x in rnd)
         two = [statistics.median(rnd[i] for rnd in res[m]["two"]) for i in range(2)]
-        print(f"  {m:<10} ({threads[m][0]} threads per process, OMP_WAIT_POLICY={threads[m][1]}): one alone {alone[m]:.3f} s/step; "
+        print(f"  {m:<10} ({threads[m][0]} threads per process; {threads[m][1]}): one alone {alone[m]:.3f} s/step; "
               f"two at once {two[0]:.3f} and {two[1]:.3f} s/step = {two[0] / alone[m]:.2f}x and {two[1] / alone[m]:.2f}x of one alone "
               f"({'within' if max(two) <= 2.5 * alone[m] else 'NOT within'} 2.5x)")
     if {"policy", "before"} <= set(a.modes):

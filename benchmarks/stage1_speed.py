@@ -1,22 +1,28 @@
 """Stage-1 speed at hyperspectral band counts: the image loss alone, and a whole training step, before and after.
 
-    python benchmarks/stage1_speed.py [--bands 224] [--size 64] [--batch 8] [--rounds 10] [--threads 0]
+    python benchmarks/stage1_speed.py [--bands 224] [--size 64] [--batch 8] [--ch_mult 1 2] [--rounds 10] [--threads 0] [--out FILE]
 
-"before" is the image loss as it was composed from torch operators (`(x_hat - x).abs()` averaged, SAD through unit
-vectors, about ten full-size temporaries each way; copied here verbatim) with torch's plain AdamW; "after" is
-`specdm.losses.image_loss` (the hand-written SAD, see nbs/02_losses.ipynb) with `specdm.core.adamw` (fused where torch
-has the kernel), as `specdm.train.train_vae` runs them. The step is forward + backward + optimiser step of the main job's
-stage-1 model (two-stream VAE, base width 32, ch_mult 1,2,2, one ResNet block per level) on `--bands` bands,
+"before" is stage 1 as it was when the speed work began: the image loss composed from torch operators (`(x_hat -
+x).abs()` averaged, SAD through unit vectors, about ten full-size temporaries each way; copied here verbatim), torch's
+plain AdamW, the VAE's attention handing 3-D strided views to `scaled_dot_product_attention` (its composed path;
+`main_job_speed.attn_before`, verbatim) and the ordinary memory layout. "after" is what `specdm.train.train_vae` runs
+now: `specdm.losses.image_loss` (the hand-written SAD, see nbs/02_losses.ipynb), `specdm.core.adamw` (fused where torch
+has the kernel), the attention on torch's fused kernel, and the layout `specdm.core.channels_last_default` picks here.
+The step is forward + backward + optimiser step of the main job's stage-1 model (two-stream VAE, base width 32, one
+ResNet block per level, `--ch_mult`: `JobConfig()`'s default, 1,2 today; the paper's f = 4 is 1,2,2) on `--bands` bands,
 `--size`-px patches and `--batch` images. Both variants run in alternating rounds; medians and ratios are printed, with
-the threads, CPU and load. The losses and gradients of both are compared first (they agree to float tolerance).
+the threads, CPU and load, and with `--out` written to a JSON file. The losses and gradients of both are compared first
+(they agree to float tolerance).
 """
-import argparse, os, sys
+import argparse, json, os, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
 import specdm.vae
-from _timing import footer, header, interleaved, table
-from specdm.core import adamw, set_threads
+from _timing import cpu_units, footer, header, interleaved, load, med, table
+from main_job_speed import attention
+from specdm.core import adamw, channels_last_default, conv_layout, set_threads
+from specdm.train import JobConfig
 from specdm.losses import ImageLoss, image_loss, masked_mean, to_unit
 from specdm.vae import AEConfig, VAEConfig, build_vae
 
@@ -39,10 +45,12 @@ def main():
     ap.add_argument("--bands", type=int, default=224); ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--batch", type=int, default=8); ap.add_argument("--classes", type=int, default=6)
     ap.add_argument("--rounds", type=int, default=10); ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--ch_mult", type=int, nargs="+", default=list(JobConfig().vae_ch_mult), help="the image branch's width per level")
     ap.add_argument("--threads", type=int, default=0, help="torch threads; 0: specdm's policy (usable cores / local processes)")
+    ap.add_argument("--out", default=None, help="write the medians and ratios to this JSON file")
     a = ap.parse_args()
-    set_threads(a.threads); torch.manual_seed(0)
-    print(header(torch, f"stage 1 at {a.bands} bands, {a.size} px, batch {a.batch}"))
+    threads = set_threads(a.threads); torch.manual_seed(0); cl = channels_last_default("cpu"); start_load = load()
+    print(header(torch, f"stage 1 at {a.bands} bands, {a.size} px, batch {a.batch}, ch_mult {a.ch_mult}; after: {'channels-last' if cl else 'plain'} layout"))
     g = torch.Generator().manual_seed(0)
     x = torch.rand(a.batch, a.bands, a.size, a.size, generator=g) * 2 - 1
     mask = torch.randint(0, a.classes, (a.batch, a.size, a.size), generator=g)
@@ -57,24 +65,32 @@ def main():
         x_hat.grad = None; l = f(x_hat, x); l.loss.backward(); res[k] = (l.loss.item(), x_hat.grad.clone())
     print(f"image loss before {res['before'][0]:.7f}, after {res['after'][0]:.7f}; largest gradient difference "
           f"{(res['before'][1] - res['after'][1]).abs().max().item():.2e} (of {res['before'][1].abs().max().item():.2e})")
-    t = interleaved({"loss before": loss_fn(image_loss_before), "loss after": loss_fn(image_loss)}, a.rounds, a.warmup)
-    print("image loss L1 + 0.1·SAD, forward + backward:\n" + table(t))
+    t_loss = interleaved({"loss before": loss_fn(image_loss_before), "loss after": loss_fn(image_loss)}, a.rounds, a.warmup)
+    print("image loss L1 + 0.1·SAD, forward + backward:\n" + table(t_loss))
 
     # 2. one training step of the main job's stage-1 model
-    cfg = VAEConfig(in_bands=a.bands, num_classes=a.classes, image=AEConfig(ch=32, ch_mult=(1, 2, 2), num_res_blocks=1, z_channels=4))
+    cfg = VAEConfig(in_bands=a.bands, num_classes=a.classes, image=AEConfig(ch=32, ch_mult=tuple(a.ch_mult), num_res_blocks=1, z_channels=4))
     models = {k: build_vae(cfg) for k in ("before", "after")}
-    models["after"].load_state_dict(models["before"].state_dict())
+    models["after"].load_state_dict(models["before"].state_dict()); conv_layout(models["after"], channels_last=cl)
     opts = {"before": torch.optim.AdamW(models["before"].parameters(), lr=1e-4), "after": adamw(models["after"].parameters(), lr=1e-4)}
     def step_fn(k):
         m, opt, loss = models[k], opts[k], image_loss_before if k == "before" else image_loss
         def run():
-            specdm.vae.image_loss = loss # what TwoStreamVAE.forward calls
+            specdm.vae.image_loss = loss; attention(k == "before") # what TwoStreamVAE.forward calls
             out = m(x, mask, sample_posterior=False); opt.zero_grad(set_to_none=True); out.loss.backward(); opt.step()
         return run
     try: t = interleaved({"step before": step_fn("before"), "step after": step_fn("after")}, a.rounds, a.warmup)
-    finally: specdm.vae.image_loss = image_loss
+    finally: specdm.vae.image_loss = image_loss; attention(False)
     print(f"stage-1 training step ({sum(p.numel() for p in models['after'].parameters()):,} parameters):\n" + table(t, unit="s"))
     print(footer())
+    if a.out:
+        rec = dict(command="python benchmarks/stage1_speed.py " + " ".join(sys.argv[1:]), cpu=cpu_units(), kernels=torch.backends.cpu.get_cpu_capability(),
+                   torch=torch.__version__, threads=threads, channels_last=cl, bands=a.bands, size=a.size, batch=a.batch, ch_mult=a.ch_mult,
+                   load_start=start_load, load_end=load(), created=time.strftime("%Y-%m-%d %H:%M"),
+                   seconds=dict(loss={k.split()[-1]: med(v) for k, v in t_loss.items()}, step={k.split()[-1]: med(v) for k, v in t.items()}))
+        rec["speedup"] = {k: d["before"] / d["after"] for k, d in rec["seconds"].items()}
+        with open(a.out + ".tmp", "w") as f: json.dump(rec, f, indent=1)
+        os.replace(a.out + ".tmp", a.out); print(f"written {a.out}")
 
 if __name__ == "__main__":
     main()

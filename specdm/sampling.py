@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_sampling.ipynb #33160768
 from __future__ import annotations
-import json, math, warnings
+import copy, json, math, os, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Sequence, get_args
@@ -22,13 +22,14 @@ from .ddpm import DiffusionConfig, GaussianDiffusion, UNet, UNetConfig
 from .vae import VAEBase, load_vae, write_vae_checkpoint
 
 # %% auto #0
-__all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'SamplingMode', 'PARTS', 'Layout', 'timestep_grid',
-           'StepOutput', 'Sampler', 'DDPMSampler', 'DDIMSampler', 'DPMSolverPP2M', 'make_sampler', 'resolve_spacing',
-           'run_spacing', 'NonFiniteError', 'sample_generators', 'denoise', 'DiffusersSampler', 'LatentDiffusion',
-           'load_ldm', 'Pairs', 'given_parts', 'needs_conditions', 'Conditions', 'load_conditions', 'check_mode',
-           'mode_conditions', 'encode_given', 'GivenParts', 'generate', 'BudgetError', 'MinShare', 'pair_allowance',
-           'Acceptance', 'draw', 'sample_pairs', 'source_dtype', 'source_radiometry', 'stored_image', 'to_dtype',
-           'write_synthetic', 'specdm_sample', 'show_pairs', 'class_spectra', 'plot_class_spectra']
+__all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'SamplingMode', 'PARTS', 'COMPILE_MIN_PAIRS', 'Layout',
+           'timestep_grid', 'StepOutput', 'Sampler', 'DDPMSampler', 'DDIMSampler', 'DPMSolverPP2M', 'make_sampler',
+           'resolve_spacing', 'run_spacing', 'NonFiniteError', 'sample_generators', 'denoise', 'DiffusersSampler',
+           'LatentDiffusion', 'load_ldm', 'Pairs', 'given_parts', 'needs_conditions', 'Conditions', 'load_conditions',
+           'check_mode', 'mode_conditions', 'encode_given', 'GivenParts', 'generate', 'BudgetError', 'MinShare',
+           'pair_allowance', 'Acceptance', 'draw', 'sample_pairs', 'compile_pays', 'compiled_for_sampling',
+           'source_dtype', 'source_radiometry', 'stored_image', 'to_dtype', 'write_synthetic', 'specdm_sample',
+           'show_pairs', 'class_spectra', 'plot_class_spectra']
 
 # %% ../nbs/06_sampling.ipynb #399026fb
 Spacing = Literal["trailing", "logsnr", "leading", "linspace"]
@@ -834,6 +835,7 @@ def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint fold
                  condition_split:str="train", # prepared-dataset conditions: the split they come from
                  guidance_scale:float=1.0, # classifier-free guidance on the given parts (per-part models); 1: none
                  precision:Literal["no", "bf16", "fp16"]="no", # "bf16": faster on CPUs with bf16 units and on GPUs, not the fp32 samples (see "Precision")
+                 compile:bool=False, # the U-Net and decoders through `torch.compile` (`compiled_for_sampling`): pays after thousands of pairs (see "Compiled sampling")
                 ) -> Pairs:
     """Generate `n` image–mask pairs (change: two dates and a change mask) from a trained SpecDM model.
     Images in source units (n, C, H, W) (change: (n, 2, C, H, W)), masks (n, H, W) int64; `info` records how, the grid,
@@ -847,6 +849,7 @@ def sample_pairs(checkpoint_or_model:str|Path|LatentDiffusion, # checkpoint fold
     rule = MinShare.parse(min_share, m.data["class_names"], m.data.get("ignore_index", 255))
     budget = _check_budget(budget, n, rule); used = _precision_used(m, precision)
     stats = Acceptance(rule, n, budget) if rule else None
+    if compile: m = compiled_for_sampling(m)
     got = {}
     for found in draw(m, range(start, start + n), rule, lambda k: pair_allowance(budget, n, k - start), stats,
                       sampler=sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, batch_size=batch_size, progress=progress,
@@ -874,6 +877,27 @@ def _check_budget(budget:int|None, n:int, rule:MinShare|None) -> int:
 
 # %% ../nbs/06_sampling.ipynb #5ab2fe02
 __getattr__ = moved_names("specdm.sampling", "specdm.testing", ('write_test_checkpoint',)) # PEP 562: the old names still work, with a DeprecationWarning
+
+# %% ../nbs/06_sampling.ipynb #d07e7322
+COMPILE_MIN_PAIRS = 5000 # pairs per process from which `write_synthetic` compiles on a CPU: above the break-even measured on the 2-core CPU (4 300-4 700 pairs, `benchmarks/sampling_speed.py --compile`)
+
+def compile_pays(n:int, # pairs this process will draw
+                 device:str|torch.device, # where the model runs
+                ) -> bool:
+    "Whether compiling the sampling networks pays for `n` pairs: on a CPU with a C++ compiler (inductor's), from `COMPILE_MIN_PAIRS`; GPUs were not measured (False)."
+    import shutil
+    has_cxx = any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "clang++") if c)
+    return torch.device(device).type == "cpu" and has_cxx and n >= COMPILE_MIN_PAIRS
+
+def compiled_for_sampling(m:LatentDiffusion) -> LatentDiffusion:
+    """A copy of `m` for sampling whose U-Net (sharing `m`'s weights) and VAE decoders (a copy of the VAE) run through
+    `torch.compile` (inductor). Compilation happens at the first batch of each shape; the samples are `m`'s to float
+    rounding. Source: `torch.compile` (PyTorch 2); the break-even is in "Compiled sampling"."""
+    c = copy.copy(m); c.unet = torch.compile(m.unet); c.vae = copy.deepcopy(m.vae)
+    for name in ("image_ae", "mask_ae", "ae"): # the two-stream VAE's branches, or the single-stream one
+        ae = getattr(c.vae, name, None)
+        if ae is not None: ae.decoder = torch.compile(ae.decoder)
+    return c
 
 # %% ../nbs/06_sampling.ipynb #cbd699c7
 Layout = Literal["folder", "segmunich", "oscd"]
@@ -985,6 +1009,7 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
                     condition_split:str="train", # prepared-dataset conditions: the split they come from
                     guidance_scale:float=1.0, # classifier-free guidance on the given parts (per-part models); 1: none
                     precision:Literal["no", "bf16", "fp16"]="no", # "bf16": faster on CPUs with bf16 units and on GPUs, not the fp32 samples (see "Precision"); the manifest records what ran
+                    compile:bool|None=None, # the U-Net and decoders through `torch.compile`; None: where `compile_pays` for this process's pairs (see "Compiled sampling"); the samples are the same to float rounding, so a run may resume either way
                    ) -> Path:
     """Sample `n` pairs and write them as a dataset in `layout`; resumable, sharded by Accelerate rank. Returns `out`.
     Raises `FileExistsError` for a non-empty `out` of other parameters, `NonFiniteError` when sampling gives NaN/inf
@@ -1021,6 +1046,7 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     done = {int(k): v for k, v in (load_json(prog) if prog.is_file() else {}).items()}
     todo = [i for i in _shard(n, state.process_index, state.num_processes) if i not in done]
     bands, rad = m.data["bands"], source_radiometry(m); stats = Acceptance(rule, n, budget) if rule else None
+    if compile_pays(len(todo), next(m.unet.parameters()).device) if compile is None else compile: m = compiled_for_sampling(m)
     try:
         for found in draw(m, todo, rule, lambda k: pair_allowance(budget, n, k), stats, sampler=sampler, steps=steps, eta=eta,
                           spacing=params["spacing"], seed=seed, batch_size=batch_size, progress=progress,
@@ -1082,6 +1108,8 @@ def specdm_sample(ckpt:Param("latent-diffusion checkpoint folder (or a run's ldm
                   guidance_scale:Param("classifier-free guidance on the given parts (per-part models); 1: none", float)=1.0,
                   precision:Param("no: fp32; bf16: the networks under bf16 autocast, on GPUs and on CPUs with bf16 units (avx512_bf16 / amx_bf16; "
                                   "elsewhere fp32, with a warning): faster, but not the fp32 samples (06_sampling, 'Precision'); fp16: GPUs only", str, choices=("no", "bf16", "fp16"))="no",
+                  compile:Param("torch.compile the U-Net and the decoders: yes, no, or auto (on a CPU from 5 000 pairs per process, above the break-even "
+                                "measured there; 06_sampling, 'Compiled sampling')", str, choices=("auto", "yes", "no"))="auto",
                   overwrite:Param("replace a non-empty output folder", store_true)=False,
                   device:Param("torch device (default: this process's Accelerate device)", str)=None,
                   progress:Param("show a progress bar per batch", store_true)=False,
@@ -1092,7 +1120,7 @@ def specdm_sample(ckpt:Param("latent-diffusion checkpoint folder (or a run's ldm
     try: folder = write_synthetic(ckpt, out, n, sampler=sampler, steps=steps, eta=eta, spacing=spacing, seed=seed, batch_size=batch_size,
                                   layout=layout, dtype=dtype, min_share=min_share, budget=budget, overwrite=overwrite, device=device,
                                   progress=progress, mode=mode, conditions=conditions, condition_split=condition_split, guidance_scale=guidance_scale,
-                                  precision=precision)
+                                  precision=precision, compile=None if compile == "auto" else compile == "yes")
     except (ValueError, FileExistsError, CheckpointError, BudgetError, NonFiniteError) as e: raise SystemExit(f"specdm_sample: {e}")
     man = folder/"manifest.json"
     if man.is_file() and process_rank() == 0:

@@ -70,7 +70,7 @@ def _vae_resumable(folder:Path, model:VAEBase, cfg:TrainConfig) -> dict:
     _warn_changed(folder, ccfg.get("train", {}), cfg)
     return sds["model"]
 
-_RUN_LENGTH_AND_LOGGING = ("max_steps", "log_every", "val_every", "val_batches", "ckpt_every", "keep_last", "progress", "num_workers", "threads")
+_RUN_LENGTH_AND_LOGGING = ("max_steps", "log_every", "val_every", "val_batches", "ckpt_every", "keep_last", "progress", "num_workers", "threads", "compile") # (compiling changes results only to float rounding)
 
 def _warn_changed(folder:Path, saved:dict, cfg):
     "Warn when `cfg` (a stage's training config) differs from the settings `folder` was trained with, besides its length, logging and threads."
@@ -252,6 +252,7 @@ class LDMTrainConfig:
     threads:int = 0 # torch CPU threads per process; 0: `specdm.core.set_threads`'s policy
     part_modes:tuple[float, ...]|None = None # shares of `PART_MODES` (joint, given, dropped, independent); None or (1, 0, 0, 0): joint only
     snr_gamma:float|None = None # min-SNR-γ loss weighting (`GaussianDiffusion.training_loss`); None: unweighted
+    compile:bool = False # the U-Net through `torch.compile` (Accelerate's `dynamo_backend="inductor"`): opt-in for long runs, it compiles first (see "Speed on the CPU")
     def __post_init__(self):
         if self.part_modes is not None:
             object.__setattr__(self, "part_modes", tuple(float(v) for v in self.part_modes))
@@ -322,7 +323,8 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     cpu = cfg.cpu or not torch.cuda.is_available() # cpu=True lets several CPU processes form a group
     requested = cfg.mixed_precision # what runs is recorded: fp16 on a CPU trains (and is saved as) fp32
     cfg = replace(cfg, mixed_precision=runnable_precision(requested, PartialState(cpu=cpu).device.type, what="stage 2"))
-    acc = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum, **tracker_options(run_dir))
+    acc = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
+                      dynamo_backend="inductor" if cfg.compile else "no", **tracker_options(run_dir))
     seed_everything(cfg.seed, rank=acc.process_index); set_threads(cfg.threads) # after Accelerate, which may set its own
     ds = data if isinstance(data, PreparedDataset) else PreparedDataset(data)
     vae_folder = resolve_checkpoint(vae_checkpoint); vae = conv_layout(load_vae(vae_folder, acc.device).requires_grad_(False), acc.device)
@@ -371,14 +373,14 @@ def _ldm_loop(acc, run:TrainingRun, net, ema, opt, sched, process, latents, scal
                 if acc.sync_gradients and cfg.grad_clip: acc.clip_grad_norm_(net.parameters(), cfg.grad_clip)
                 opt.step(); opt.zero_grad()
             total += loss.detach() / cfg.grad_accum  # no host sync or collective per step
-        sched.step(); ema.update(acc.unwrap_model(net)); s, n = s + 1, n + 1
+        sched.step(); ema.update(acc.unwrap_model(net, keep_torch_compile=False)); s, n = s + 1, n + 1
         if s % cfg.log_every == 0 or s == cfg.max_steps:
             mean = float(acc.gather(total[None]).mean()) / n  # averaged over processes, only when logging
             run.log(dict(step=s, split="train", loss=mean, lr=sched.get_last_lr()[0], time=round(time.time() - t0, 2)))
             if isinstance(pb, StepProgress): pb.comment = f"loss {mean:.4f}"
             total, n = torch.zeros((), device=acc.device), 0
         if s % cfg.ckpt_every == 0 or s == cfg.max_steps:
-            run.save(s, lambda d: _write_ldm_files(d, acc.unwrap_model(net), ema, vae_folder, {**config, "step": s}), optimizer=opt, scheduler=sched)
+            run.save(s, lambda d: _write_ldm_files(d, acc.unwrap_model(net, keep_torch_compile=False), ema, vae_folder, {**config, "step": s}), optimizer=opt, scheduler=sched)
     acc.wait_for_everyone()
     return LDMResult(run.run_dir, max(step, cfg.max_steps), run.folder, scale)
 
@@ -432,6 +434,7 @@ class JobConfig:
     ldm_lr:float = 1e-3 # stage 2: AdamW learning rate (after warm-up); measured best at this size with v and min-SNR (3e-4 before)
     warmup_steps:int = 200 # stage 2: linear learning-rate warm-up
     ema_decay:float = 0.9999 # stage 2: EMA decay (with LDM's warm-up)
+    ldm_compile:bool = False # stage 2: the U-Net through torch.compile, opt-in for long runs: it compiles for minutes first and gains little on a CPU (measured in Speed on the CPU)
     grad_accum:int = 1 # both stages: micro-batches per optimizer step
     mixed_precision:Literal["no", "fp16", "bf16"] = "no" # both stages: "no", "fp16" or "bf16" on GPUs; on a CPU fp16 runs as fp32, bf16 only with bf16 units
     checkpoint_every:int = 500 # both stages: steps between checkpoints
@@ -500,7 +503,7 @@ def run_job(cfg:JobConfig) -> JobResult:
     lcfg = LDMTrainConfig(max_steps=cfg.ldm_steps, batch_size=cfg.ldm_batch_size, lr=cfg.ldm_lr, warmup_steps=cfg.warmup_steps,
                           ema_decay=cfg.ema_decay, grad_accum=cfg.grad_accum, mixed_precision=cfg.mixed_precision, seed=cfg.seed,
                           ckpt_every=cfg.checkpoint_every, threads=cfg.threads, part_modes=cfg.part_modes,
-                          snr_gamma=cfg.snr_gamma or None)
+                          snr_gamma=cfg.snr_gamma or None, compile=cfg.ldm_compile)
     run = Path(cfg.run_dir); ds = PreparedDataset(job_data(cfg))
     vae_ckpt = Path(cfg.vae_checkpoint) if cfg.vae_checkpoint else None
     if vae_ckpt is None:

@@ -124,3 +124,31 @@ def test_channels_last_training_matches_plain(small, tmp_path, monkeypatch, stag
     close(torch.tensor(_losses(tmp_path/"fast")), torch.tensor(_losses(tmp_path/"plain")), eps=1e-4)
     train(tmp_path/"mixed", "1", 4); train(tmp_path/"mixed", "0", 8) # checkpointed channels-last, resumed plain
     close(torch.tensor(_losses(tmp_path/"mixed")), torch.tensor(_losses(tmp_path/"plain")), eps=1e-4)
+
+# --- compiled paths (opt-in): torch.compile'd networks give the eager results to float rounding ----------------------
+import json
+from safetensors.torch import load_file
+from specdm.sampling import compiled_for_sampling, write_synthetic
+
+def test_compiled_sampling_matches_eager(tmp_path):
+    "sample_pairs(compile=True) and write_synthetic(compile=True) give the eager pairs; the manifest is the eager run's."
+    ck = write_test_checkpoint(tmp_path/"ck", seed=3); m = load_ldm(ck, "cpu")
+    eager, comp = sample_pairs(m, 4, steps=3, batch_size=4), sample_pairs(m, 4, steps=3, batch_size=4, compile=True)
+    close(comp.images, eager.images, eps=1e-2); assert (comp.masks == eager.masks).float().mean() > 0.999
+    assert not hasattr(m.unet, "_orig_mod") # the model passed in stays eager
+    a, b = (write_synthetic(ck, tmp_path/k, 4, steps=3, batch_size=4, compile=c) for k, c in (("eager", False), ("compiled", True)))
+    ma, mb = (json.loads((f/"manifest.json").read_text()) for f in (a, b))
+    eq(ma["files"], mb["files"]); eq({k: v for k, v in ma.items() if k != "files"}, {k: v for k, v in mb.items() if k != "files"})
+
+def test_compiled_stage2_matches_eager(small, tmp_path):
+    "train_ldm with compile=True (Accelerate's inductor backend): the eager losses, checkpoints with the eager keys, resumable eager."
+    unet = UNetConfig(in_channels=8, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2,), num_heads=1)
+    cfg = lambda steps, c: LDMTrainConfig(max_steps=steps, batch_size=4, warmup_steps=2, ckpt_every=2, log_every=1, progress=False, cpu=True, compile=c)
+    train_ldm(small/"vae", small/"data", tmp_path/"eager", unet=unet, cfg=cfg(4, False))
+    train_ldm(small/"vae", small/"data", tmp_path/"comp", unet=unet, cfg=cfg(2, True))
+    ck = tmp_path/"comp"/"ckpt"
+    keys = set(load_file(next(ck.rglob("model.safetensors"))))
+    assert keys and not any("_orig_mod" in k for k in keys), sorted(keys)[:3]
+    train_ldm(small/"vae", small/"data", tmp_path/"comp", unet=unet, cfg=cfg(4, False)) # resumed eager
+    eq(len(_losses(tmp_path/"comp")), 4)
+    close(torch.tensor(_losses(tmp_path/"comp")), torch.tensor(_losses(tmp_path/"eager")), eps=1e-4)

@@ -29,7 +29,7 @@ def header(torch, what:str="") -> str:
     cap = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: "?")()
     return "\n".join([f"{what}" if what else "",
                       f"torch {torch.__version__}: {torch.get_num_threads()} threads per process, {cores_usable()} usable cores, "
-                      f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}",
+                      f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', '(unset)')}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}",
                       f"CPU: {cpu_units()}; torch kernels: {cap}",
                       f"at the start: {load()}"]).lstrip("\n")
 

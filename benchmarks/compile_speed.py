@@ -12,12 +12,14 @@ The models are the main job's (`JobConfig()`'s defaults, random weights: speed d
 - sampling: `specdm.sampling.generate`, DDIM 50 steps, η 0, `--pairs` pairs decoded to source units and masks, with the
   model eager and as `specdm.sampling.compiled_for_sampling` gives it (`sample_pairs(..., compile=True)`).
 
-The first compiled call is timed apart (it compiles); the break-even is that time over the per-step (per-pair) saving:
-the run length after which compiling has paid for itself. Losses and samples are compared first. Variants run in
+The first compiled call is timed apart (it compiles, with a fresh inductor cache unless `--warm_cache`: a second run
+would otherwise load the first one's kernels in seconds); the break-even is its extra time (the call less what the same
+work costs once compiled: one step; one batch of pairs) over the per-step (per-pair) saving: the run length after which
+compiling has paid for itself. Losses and samples are compared first. Variants run in
 alternating rounds; medians, ratios, threads, CPU and load are printed, and with `--out` written to a JSON file
 (rendered in nbs/05_train_ldm.ipynb, "Speed on the CPU").
 """
-import argparse, copy, json, os, sys, time
+import argparse, copy, json, os, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
@@ -35,7 +37,9 @@ def main():
     ap.add_argument("--batch", type=int, default=16, help="sampling batch (the default of sample_pairs / write_synthetic)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads; 0: specdm's policy (usable cores / local processes)")
     ap.add_argument("--out", default=None, help="write the medians, ratios, compile times and break-evens to this JSON file")
+    ap.add_argument("--warm_cache", action="store_true", help="use inductor's usual cache (a second run then compiles from it in seconds); default: a fresh one, as a user's first run")
     a = ap.parse_args()
+    if not a.warm_cache: os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor_cold_") # before anything compiles
     threads = set_threads(a.threads); torch.manual_seed(0); job = JobConfig(); cl = channels_last_default("cpu")
     print(header(torch, "the main job's stage-2 step and DDIM-50 sampling, eager and compiled (torch.compile, inductor)"))
     print(f"memory layout: {'channels-last' if cl else 'plain'} (channels_last_default('cpu'))")
@@ -70,7 +74,8 @@ def main():
     print(f"sampling DDIM-50 with decoding, batch {a.batch}, per pair:\n" + table(t, "eager", unit="ms", per=a.pairs))
 
     for k, what in (("stage2_step", "steps"), ("sampling", "pairs")):
-        gain = med(res[k]["eager"]) - med(res[k]["compiled"]); extra = first[k] - med(res[k]["compiled"])
+        # the first call's extra time: the compiled call's time less what the same work (one step; one batch of pairs) costs compiled
+        gain = med(res[k]["eager"]) - med(res[k]["compiled"]); extra = first[k] - (a.batch if k == "sampling" else 1) * med(res[k]["compiled"])
         out[k] = dict(first_call_s=first[k], speedup=med(res[k]["eager"]) / med(res[k]["compiled"]),
                       break_even=extra / gain if gain > 0 else None)
         print(f"{k}: compiled {out[k]['speedup']:.2f}x eager; break-even after "
@@ -80,6 +85,7 @@ def main():
         rec = dict(command="python benchmarks/compile_speed.py " + " ".join(sys.argv[1:]), cpu=cpu_units(),
                    kernels=torch.backends.cpu.get_cpu_capability(), torch=torch.__version__, threads=threads, channels_last=cl,
                    load_start=start_load, load_end=load(), created=time.strftime("%Y-%m-%d %H:%M"), ldm_batch=B2, sampling_batch=a.batch,
+                   inductor_cache="warm (inductor's usual cache)" if a.warm_cache else "cold (a fresh cache folder)",
                    seconds={k: {v: med(ts) for v, ts in d.items()} for k, d in res.items()}, **out)
         with open(a.out + ".tmp", "w") as f: json.dump(rec, f, indent=1)
         os.replace(a.out + ".tmp", a.out); print(f"written {a.out}")

@@ -1,6 +1,6 @@
 """Two main-job-sized stage-2 trainings at once on this CPU, against one alone: what the thread policy is for.
 
-    python benchmarks/shared_cpu.py [--steps 20] [--rounds 2] [--modes policy passive before] [--warmup 2]
+    python benchmarks/shared_cpu.py [--steps 20] [--rounds 2] [--modes policy passive before] [--warmup 2] [--out FILE]
 
 Each training is its own process (this script with `--worker`): the stage-2 U-Net of the main job (`05_train_ldm`'s
 defaults: 48 channels, channel_mult 1,2,2, one ResNet block per level, attention at 4× downsampling; 2.7 M parameters)
@@ -70,6 +70,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=2, help="first steps of each training not counted")
     ap.add_argument("--rounds", type=int, default=2, help="alone / two-at-once rounds per mode (alternating)")
     ap.add_argument("--modes", nargs="+", default=["policy", "passive", "before"], help="policy, passive, before, spin=K (see above)")
+    ap.add_argument("--out", default=None, help="write the per-mode medians and ratios to this JSON file (rendered in nbs/00_core.ipynb)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -78,7 +79,7 @@ def main():
     if bad := [m for m in a.modes if m not in ("policy", "passive", "before") and not (m.startswith("spin=") and m[5:].isdigit())]:
         raise SystemExit(f"unknown modes {bad}: use policy, passive, before, spin=K")
     print(f"two main-job-sized stage-2 trainings at once vs one alone, {a.steps} steps each ({a.warmup} not counted)\n"
-          f"CPU: {cpu_units()}, {cores_usable()} usable cores\nat the start: {load()}")
+          f"CPU: {cpu_units()}, {cores_usable()} usable cores\nat the start: {load()}"); start = load(); summary = {}
     res = {m: {"alone": [], "two": []} for m in a.modes}; threads = {}
     for r in range(a.rounds): # alone, two at once, alone, two at once ... per mode, modes interleaved too
         for m in a.modes:
@@ -94,10 +95,16 @@ def main():
         print(f"  {m:<10} ({threads[m][0]} threads per process; {threads[m][1]}): one alone {alone[m]:.3f} s/step; "
               f"two at once {two[0]:.3f} and {two[1]:.3f} s/step = {two[0] / alone[m]:.2f}x and {two[1] / alone[m]:.2f}x of one alone "
               f"({'within' if max(two) <= 2.5 * alone[m] else 'NOT within'} 2.5x)")
+        summary[m] = dict(threads=threads[m][0], waiting=threads[m][1], alone=alone[m], two=two, two_vs_alone=[x / alone[m] for x in two])
     if {"policy", "before"} <= set(a.modes):
         for m in a.modes:
             if m != "before": print(f"  one alone, before / {m}: {alone['before'] / alone[m]:.2f} (>= 1: {m} is no slower alone than before)")
     print(f"at the end: {load()}")
+    if a.out:
+        rec = dict(command="python benchmarks/shared_cpu.py " + " ".join(sys.argv[1:]), cpu=cpu_units(), cores=cores_usable(), steps=a.steps,
+                   rounds=a.rounds, load_start=start, load_end=load(), created=time.strftime("%Y-%m-%d %H:%M"), modes=summary)
+        with open(a.out + ".tmp", "w") as f: json.dump(rec, f, indent=1)
+        os.replace(a.out + ".tmp", a.out); print(f"written {a.out}")
 
 if __name__ == "__main__":
     main()

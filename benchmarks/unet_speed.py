@@ -19,7 +19,7 @@ printed as a second reference. The header lists the CPU's vector units as /proc/
 
     python benchmarks/unet_speed.py [--batch 8] [--channels 12] [--size 32] [--iters 10] [--threads N]
 
-Threads: specdm's policy by default (the usable cores; `OMP_WAIT_POLICY=PASSIVE` from `import specdm`). On a machine
+Threads: specdm's policy by default (the usable cores; the waiting policy from `import specdm`: PASSIVE with GOMP_SPINCOUNT=3000). On a machine
 shared with other jobs the figures vary with the load printed at the start and end; `--threads 1` gives steadier ones.
 """
 import argparse, os, re, statistics, sys, time

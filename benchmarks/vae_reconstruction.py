@@ -77,7 +77,7 @@ def main():
     a = ap.parse_args()
     if a.worker: print(json.dumps(worker(json.loads(a.worker)))); return
     t0 = time.time(); out = Path(a.out or tempfile.mkdtemp(prefix="vae_bench_")); out.mkdir(parents=True, exist_ok=True)
-    print(f"CPU: {cpu_units()}; each job 1 thread (OMP_WAIT_POLICY=PASSIVE from specdm), {a.jobs} at a time; at the start: {load()}")
+    print(f"CPU: {cpu_units()}; each job 1 thread (specdm's waiting policy), {a.jobs} at a time; at the start: {load()}")
     print(f"settings: {a.patch}-px patches, f=4 (ch_mult 1,2,2), ch {a.ch} (mask branch {max(8, a.ch // 2)}), 1 ResNet block per level, "
           f"mid attention, z 4+4 channels, AdamW lr {a.lr}, batch {a.batch}, {a.steps} steps, KL weight 1e-6, seed {a.seed}, "
           f"posterior {'sampled' if a.sample else 'mean'} in training, {a.jobs} single-threaded jobs at a time, CPU ({os.cpu_count()} cores)")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_experiments.ipynb #d1e43123
 from __future__ import annotations
-import specdm  # before torch: sets OMP_WAIT_POLICY (see `specdm.core.set_threads`)
+import specdm  # before torch: sets the OpenMP waiting policy (see `specdm.core.set_threads`)
 import hashlib, json, math, shutil, time, warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -878,21 +878,27 @@ def _check_budget(budget:int|None, n:int, rule:MinShare|None) -> int:
 # %% ../nbs/06_sampling.ipynb #5ab2fe02
 __getattr__ = moved_names("specdm.sampling", "specdm.testing", ('write_test_checkpoint',)) # PEP 562: the old names still work, with a DeprecationWarning
 
-# %% ../nbs/06_sampling.ipynb #d07e7322
-COMPILE_MIN_PAIRS = 5000 # pairs per process from which `write_synthetic` compiles on a CPU: above the break-even measured on the 2-core CPU (4 300-4 700 pairs, `benchmarks/sampling_speed.py --compile`)
+# %% ../nbs/06_sampling.ipynb #bcf889f1
+COMPILE_MIN_PAIRS = 10_000 # pairs of DDIM-50 per process from which `write_synthetic` compiles on a CPU: above the break-evens measured on the 2-core CPU (3 800 and 9 900 pairs) (`benchmarks/compile_speed.py`, `benchmarks/sampling_speed.py --compile`)
 
-def compile_pays(n:int, # pairs this process will draw
+def compile_pays(n:int, # pairs this process draws in the whole run (not what is left of a resumed one, so a resumed run decides alike)
                  device:str|torch.device, # where the model runs
+                 steps:int=50, # sampler steps per pair: the saving is per U-Net call, the compile cost is not
                 ) -> bool:
-    "Whether compiling the sampling networks pays for `n` pairs: on a CPU with a C++ compiler (inductor's), from `COMPILE_MIN_PAIRS`; GPUs were not measured (False)."
-    import shutil
+    """Whether compiling the sampling networks pays for `n` pairs of `steps` steps: on a Linux CPU with a C++ compiler
+    (inductor's), from `COMPILE_MIN_PAIRS` pairs of 50 steps (as many U-Net calls); not on GPUs, where it was not
+    measured, nor elsewhere (macOS' clang often lacks OpenMP for inductor)."""
+    import shutil, sys
     has_cxx = any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "clang++") if c)
-    return torch.device(device).type == "cpu" and has_cxx and n >= COMPILE_MIN_PAIRS
+    return (torch.device(device).type == "cpu" and sys.platform.startswith("linux") and has_cxx
+            and n * steps >= COMPILE_MIN_PAIRS * 50)
 
 def compiled_for_sampling(m:LatentDiffusion) -> LatentDiffusion:
     """A copy of `m` for sampling whose U-Net (sharing `m`'s weights) and VAE decoders (a copy of the VAE) run through
-    `torch.compile` (inductor). Compilation happens at the first batch of each shape; the samples are `m`'s to float
-    rounding. Source: `torch.compile` (PyTorch 2); the break-even is in "Compiled sampling"."""
+    `torch.compile` (inductor); `m` stays eager. Compilation happens at the first batch of each shape; the samples are
+    `m`'s to float rounding. To sample several times, call it once and pass the copy to `sample_pairs` (each
+    `sample_pairs(..., compile=True)` makes a new copy, which may compile again). Source: `torch.compile` (PyTorch 2);
+    the break-even is in "Compiled sampling"."""
     c = copy.copy(m); c.unet = torch.compile(m.unet); c.vae = copy.deepcopy(m.vae)
     for name in ("image_ae", "mask_ae", "ae"): # the two-stream VAE's branches, or the single-stream one
         ae = getattr(c.vae, name, None)
@@ -1009,7 +1015,7 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
                     condition_split:str="train", # prepared-dataset conditions: the split they come from
                     guidance_scale:float=1.0, # classifier-free guidance on the given parts (per-part models); 1: none
                     precision:Literal["no", "bf16", "fp16"]="no", # "bf16": faster on CPUs with bf16 units and on GPUs, not the fp32 samples (see "Precision"); the manifest records what ran
-                    compile:bool|None=None, # the U-Net and decoders through `torch.compile`; None: where `compile_pays` for this process's pairs (see "Compiled sampling"); the samples are the same to float rounding, so a run may resume either way
+                    compile:bool|None=None, # the U-Net and decoders through `torch.compile`; None: where `compile_pays` for this process's share of the run (see "Compiled sampling"); the samples are the same to float rounding, so a run may resume either way
                    ) -> Path:
     """Sample `n` pairs and write them as a dataset in `layout`; resumable, sharded by Accelerate rank. Returns `out`.
     Raises `FileExistsError` for a non-empty `out` of other parameters, `NonFiniteError` when sampling gives NaN/inf
@@ -1046,7 +1052,8 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     done = {int(k): v for k, v in (load_json(prog) if prog.is_file() else {}).items()}
     todo = [i for i in _shard(n, state.process_index, state.num_processes) if i not in done]
     bands, rad = m.data["bands"], source_radiometry(m); stats = Acceptance(rule, n, budget) if rule else None
-    if compile_pays(len(todo), next(m.unet.parameters()).device) if compile is None else compile: m = compiled_for_sampling(m)
+    if compile_pays(len(_shard(n, state.process_index, state.num_processes)), next(m.unet.parameters()).device, steps) if compile is None else compile:
+        m = compiled_for_sampling(m)
     try:
         for found in draw(m, todo, rule, lambda k: pair_allowance(budget, n, k), stats, sampler=sampler, steps=steps, eta=eta,
                           spacing=params["spacing"], seed=seed, batch_size=batch_size, progress=progress,
@@ -1108,8 +1115,8 @@ def specdm_sample(ckpt:Param("latent-diffusion checkpoint folder (or a run's ldm
                   guidance_scale:Param("classifier-free guidance on the given parts (per-part models); 1: none", float)=1.0,
                   precision:Param("no: fp32; bf16: the networks under bf16 autocast, on GPUs and on CPUs with bf16 units (avx512_bf16 / amx_bf16; "
                                   "elsewhere fp32, with a warning): faster, but not the fp32 samples (06_sampling, 'Precision'); fp16: GPUs only", str, choices=("no", "bf16", "fp16"))="no",
-                  compile:Param("torch.compile the U-Net and the decoders: yes, no, or auto (on a CPU from 5 000 pairs per process, above the break-even "
-                                "measured there; 06_sampling, 'Compiled sampling')", str, choices=("auto", "yes", "no"))="auto",
+                  compile:Param("torch.compile the U-Net and the decoders (needs a C++ compiler on CPUs): yes, no, or auto (on a Linux CPU from 10 000 "
+                                "DDIM-50 pairs per process, above the break-even measured there; 06_sampling, 'Compiled sampling')", str, choices=("auto", "yes", "no"))="auto",
                   overwrite:Param("replace a non-empty output folder", store_true)=False,
                   device:Param("torch device (default: this process's Accelerate device)", str)=None,
                   progress:Param("show a progress bar per batch", store_true)=False,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_train_ldm.ipynb #265a5e94
 from __future__ import annotations
-import specdm  # before torch: sets OMP_WAIT_POLICY (see `specdm.core.set_threads`)
+import specdm  # before torch: sets the OpenMP waiting policy (see `specdm.core.set_threads`)
 import json, math, os, shutil, time, warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -23,11 +23,12 @@ from .ddpm import EMA, DiffusionConfig, GaussianDiffusion, UNet, UNetConfig, lat
 from .vae import AEConfig, Precision, VAEBase, VAEConfig, _choice, _write_vae_files, build_vae, evaluate_vae, load_vae
 
 # %% auto #0
-__all__ = ['DIHEDRAL', 'PART_MODES', 'FIGURES', 'VAL_METRICS', 'TrainConfig', 'TrainResult', 'train_vae', 'plot_losses',
-           'encode_moments', 'part_times', 'LatentSet', 'first_batch_scale', 'LDMTrainConfig', 'per_part_training',
-           'data_description', 'write_ldm_checkpoint', 'LDMResult', 'train_ldm', 'RandomCrop', 'JobConfig', 'job_data',
-           'vae_config', 'unet_config', 'JobResult', 'run_job', 'figure_path', 'write_png', 'plot_training',
-           'plot_samples_beside_real', 'class_shares', 'plot_class_shares', 'job_figures', 'job_parser', 'specdm_train']
+__all__ = ['DIHEDRAL', 'PART_MODES', 'FIGURES', 'VAL_METRICS', 'TrainConfig', 'eager_model', 'TrainResult', 'train_vae',
+           'plot_losses', 'encode_moments', 'part_times', 'LatentSet', 'first_batch_scale', 'LDMTrainConfig',
+           'per_part_training', 'data_description', 'write_ldm_checkpoint', 'LDMResult', 'train_ldm', 'RandomCrop',
+           'JobConfig', 'job_data', 'vae_config', 'unet_config', 'JobResult', 'run_job', 'figure_path', 'write_png',
+           'plot_training', 'plot_samples_beside_real', 'class_shares', 'plot_class_shares', 'job_figures',
+           'job_parser', 'specdm_train']
 
 # %% ../nbs/05_train_ldm.ipynb #532b09f6
 @dataclass(frozen=True)
@@ -69,6 +70,11 @@ def _vae_resumable(folder:Path, model:VAEBase, cfg:TrainConfig) -> dict:
         raise ValueError(f"{folder}: checkpoint model config differs from the model given to train_vae; use a new run folder")
     _warn_changed(folder, ccfg.get("train", {}), cfg)
     return sds["model"]
+
+def eager_model(acc, model:torch.nn.Module) -> torch.nn.Module:
+    "The trained module itself: `model` without Accelerate's wrappers (DDP, mixed precision) and without `torch.compile`'s, whose state dict would prefix every key with `_orig_mod.` (by hand: `unwrap_model(keep_torch_compile=False)` needs Accelerate 1.3)."
+    m = acc.unwrap_model(model)
+    return getattr(m, "_orig_mod", m)
 
 _RUN_LENGTH_AND_LOGGING = ("max_steps", "log_every", "val_every", "val_batches", "ckpt_every", "keep_last", "progress", "num_workers", "threads", "compile") # (compiling changes results only to float rounding)
 
@@ -145,11 +151,11 @@ def _train_loop(acc, run:TrainingRun, model, opt, cfg:TrainConfig, train_data, v
             sums, n = {}, 0
         if val_data is not None and (s % cfg.val_every == 0 or s == cfg.max_steps):
             if acc.is_main_process:
-                metrics = evaluate_vae(acc.unwrap_model(model), val_data, batch_size=cfg.batch_size, max_batches=cfg.val_batches)
+                metrics = evaluate_vae(eager_model(acc, model), val_data, batch_size=cfg.batch_size, max_batches=cfg.val_batches)
                 run.log(dict(step=s, split="val", **metrics))
             acc.wait_for_everyone()
         if s % cfg.ckpt_every == 0 or s == cfg.max_steps:
-            run.save(s, lambda d: _write_vae_files(acc.unwrap_model(model), d, dict(step=s, train=asdict(cfg))), optimizer=opt)
+            run.save(s, lambda d: _write_vae_files(eager_model(acc, model), d, dict(step=s, train=asdict(cfg))), optimizer=opt)
     acc.wait_for_everyone()
     return TrainResult(run.run_dir, max(step, cfg.max_steps), run.folder, metrics)
 
@@ -252,7 +258,7 @@ class LDMTrainConfig:
     threads:int = 0 # torch CPU threads per process; 0: `specdm.core.set_threads`'s policy
     part_modes:tuple[float, ...]|None = None # shares of `PART_MODES` (joint, given, dropped, independent); None or (1, 0, 0, 0): joint only
     snr_gamma:float|None = None # min-SNR-γ loss weighting (`GaussianDiffusion.training_loss`); None: unweighted
-    compile:bool = False # the U-Net through `torch.compile` (Accelerate's `dynamo_backend="inductor"`): opt-in for long runs, it compiles first (see "Speed on the CPU")
+    compile:bool = False # the U-Net through `torch.compile` (Accelerate's `dynamo_backend="inductor"`): no gain on the CPU (0.95–0.99× after a 65–85 s compile, "Speed on the CPU"); GPUs not measured
     def __post_init__(self):
         if self.part_modes is not None:
             object.__setattr__(self, "part_modes", tuple(float(v) for v in self.part_modes))
@@ -324,7 +330,7 @@ def train_ldm(vae_checkpoint:str|Path, # stage-1 checkpoint (folder, or run fold
     requested = cfg.mixed_precision # what runs is recorded: fp16 on a CPU trains (and is saved as) fp32
     cfg = replace(cfg, mixed_precision=runnable_precision(requested, PartialState(cpu=cpu).device.type, what="stage 2"))
     acc = Accelerator(cpu=cpu, mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
-                      dynamo_backend="inductor" if cfg.compile else "no", **tracker_options(run_dir))
+                      dynamo_backend="inductor" if cfg.compile else None, **tracker_options(run_dir)) # None: Accelerate's own setting (`accelerate launch --dynamo_backend`)
     seed_everything(cfg.seed, rank=acc.process_index); set_threads(cfg.threads) # after Accelerate, which may set its own
     ds = data if isinstance(data, PreparedDataset) else PreparedDataset(data)
     vae_folder = resolve_checkpoint(vae_checkpoint); vae = conv_layout(load_vae(vae_folder, acc.device).requires_grad_(False), acc.device)
@@ -373,14 +379,14 @@ def _ldm_loop(acc, run:TrainingRun, net, ema, opt, sched, process, latents, scal
                 if acc.sync_gradients and cfg.grad_clip: acc.clip_grad_norm_(net.parameters(), cfg.grad_clip)
                 opt.step(); opt.zero_grad()
             total += loss.detach() / cfg.grad_accum  # no host sync or collective per step
-        sched.step(); ema.update(acc.unwrap_model(net, keep_torch_compile=False)); s, n = s + 1, n + 1
+        sched.step(); ema.update(eager_model(acc, net)); s, n = s + 1, n + 1
         if s % cfg.log_every == 0 or s == cfg.max_steps:
             mean = float(acc.gather(total[None]).mean()) / n  # averaged over processes, only when logging
             run.log(dict(step=s, split="train", loss=mean, lr=sched.get_last_lr()[0], time=round(time.time() - t0, 2)))
             if isinstance(pb, StepProgress): pb.comment = f"loss {mean:.4f}"
             total, n = torch.zeros((), device=acc.device), 0
         if s % cfg.ckpt_every == 0 or s == cfg.max_steps:
-            run.save(s, lambda d: _write_ldm_files(d, acc.unwrap_model(net, keep_torch_compile=False), ema, vae_folder, {**config, "step": s}), optimizer=opt, scheduler=sched)
+            run.save(s, lambda d: _write_ldm_files(d, eager_model(acc, net), ema, vae_folder, {**config, "step": s}), optimizer=opt, scheduler=sched)
     acc.wait_for_everyone()
     return LDMResult(run.run_dir, max(step, cfg.max_steps), run.folder, scale)
 
@@ -434,7 +440,7 @@ class JobConfig:
     ldm_lr:float = 1e-3 # stage 2: AdamW learning rate (after warm-up); measured best at this size with v and min-SNR (3e-4 before)
     warmup_steps:int = 200 # stage 2: linear learning-rate warm-up
     ema_decay:float = 0.9999 # stage 2: EMA decay (with LDM's warm-up)
-    ldm_compile:bool = False # stage 2: the U-Net through torch.compile, opt-in for long runs: it compiles for minutes first and gains little on a CPU (measured in Speed on the CPU)
+    ldm_compile:bool = False # stage 2: the U-Net through torch.compile; no gain on the CPU (0.95-0.99x after a 65-85 s compile, Speed on the CPU); GPUs not measured
     grad_accum:int = 1 # both stages: micro-batches per optimizer step
     mixed_precision:Literal["no", "fp16", "bf16"] = "no" # both stages: "no", "fp16" or "bf16" on GPUs; on a CPU fp16 runs as fp32, bf16 only with bf16 units
     checkpoint_every:int = 500 # both stages: steps between checkpoints

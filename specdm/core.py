@@ -263,8 +263,9 @@ def commit_step(ckpt_dir:str|Path, folder:Path, keep_last:int=2, keep:Path|None=
         if old not in (folder, keep): shutil.rmtree(old, ignore_errors=True)
 
 def resolve_checkpoint(path:str|Path) -> Path:
-    "The checkpoint folder meant by `path`: itself, its `latest` step, or `path/ckpt`'s `latest` step."
+    "The checkpoint folder meant by `path`: itself, its `latest` step, or `path/ckpt`'s `latest` step (`path` may also be the `latest` pointer file)."
     path = Path(path)
+    if path.name == "latest" and path.is_file(): path = path.parent
     for d in (path, path/"ckpt"):
         if (d/"config.json").is_file(): return d
         if (d/"latest").is_file():

@@ -56,3 +56,8 @@ def table(times:dict, base:str|None=None, unit:str="ms", per:float=1.0) -> str:
         rows.append(f"  {k:<34} median {m * scale:9.2f} {unit}  (min {min(ts) / per * scale:.2f}, max {max(ts) / per * scale:.2f}, "
                     f"n {len(ts)})" + ("" if k == base else f"  speed-up over {base}: {med(times[base]) / med(ts):.2f}x"))
     return "\n".join(rows)
+
+def write_result(obj, path) -> None:
+    "Write a benchmark's results file with `specdm.core.save_json` (atomic, strict JSON: a NaN raises before anything is written), and say where."
+    from specdm.core import save_json
+    save_json(obj, path); print(f"written {path}")

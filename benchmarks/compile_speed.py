@@ -19,11 +19,11 @@ compiling has paid for itself. Losses and samples are compared first. Variants r
 alternating rounds; medians, ratios, threads, CPU and load are printed, and with `--out` written to a JSON file
 (rendered in nbs/05_train_ldm.ipynb, "Speed on the CPU").
 """
-import argparse, copy, json, os, sys, tempfile, time
+import argparse, copy, os, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
-from _timing import cpu_units, footer, header, interleaved, load, med, table
+from _timing import cpu_units, footer, header, interleaved, load, med, table, write_result
 from sampling_speed import main_job_model
 from specdm.core import adamw, channels_last_default, conv_layout, set_threads
 from specdm.sampling import compiled_for_sampling, generate
@@ -87,8 +87,7 @@ def main():
                    load_start=start_load, load_end=load(), created=time.strftime("%Y-%m-%d %H:%M"), ldm_batch=B2, sampling_batch=a.batch,
                    inductor_cache="warm (inductor's usual cache)" if a.warm_cache else "cold (a fresh cache folder)",
                    seconds={k: {v: med(ts) for v, ts in d.items()} for k, d in res.items()}, **out)
-        with open(a.out + ".tmp", "w") as f: json.dump(rec, f, indent=1)
-        os.replace(a.out + ".tmp", a.out); print(f"written {a.out}")
+        write_result(rec, a.out)
 
 if __name__ == "__main__":
     main()

@@ -24,11 +24,11 @@ All variants start from the same weights and inputs; their losses, gradients and
 to float rounding). Variants run in alternating rounds; medians and ratios are printed with the threads, CPU and load,
 and with `--out` written to a JSON file (rendered in nbs/05_train_ldm.ipynb, "Speed on the CPU").
 """
-import argparse, copy, json, os, sys, time
+import argparse, copy, os, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
-from _timing import cpu_units, footer, header, interleaved, load, med, table
+from _timing import cpu_units, footer, header, interleaved, load, med, table, write_result
 from sampling_speed import main_job_model
 from specdm.core import adamw, channels_last_default, conv_layout, set_threads
 from specdm.sampling import generate
@@ -117,8 +117,7 @@ def main():
                    load_start=start_load, load_end=load(), created=time.strftime("%Y-%m-%d %H:%M"),
                    seconds={k: {v: med(ts) for v, ts in d.items()} for k, d in res.items()},
                    speedup={k: {v: med(d["before"]) / med(ts) for v, ts in d.items() if v != "before"} for k, d in res.items()})
-        with open(a.out + ".tmp", "w") as f: json.dump(out, f, indent=1)
-        os.replace(a.out + ".tmp", a.out); print(f"written {a.out}")
+        write_result(out, a.out)
 
 if __name__ == "__main__":
     main()

@@ -14,12 +14,12 @@
 
 Everything is written to `--out` (rendered in nbs/05_train_ldm.ipynb, "Speed on the CPU").
 """
-import argparse, json, os, sys, time
+import argparse, os, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np
 import torch
-from _timing import cpu_units, footer, header, interleaved, load, med, table
+from _timing import cpu_units, footer, header, interleaved, load, med, table, write_result
 from specdm.core import cpu_has_bf16, set_threads
 from specdm.metrics import folder_set
 from specdm.report import evaluate
@@ -67,8 +67,7 @@ def main():
                    checkpoint=os.path.abspath(a.ckpt), n=a.n, pairs_per_round=a.pairs, batch=a.batch,
                    seconds_per_pair={k: med(v) / a.pairs for k, v in t.items()}, speedup=med(t["no"]) / med(t["bf16"]),
                    quality=res, bf16_vs_fp32=diff)
-        with open(a.out + ".tmp", "w") as f: json.dump(out, f, indent=1)
-        os.replace(a.out + ".tmp", a.out); print(f"written {a.out}")
+        write_result(out, a.out)
 
 if __name__ == "__main__":
     main()

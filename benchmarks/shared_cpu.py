@@ -27,7 +27,7 @@ one alone no slower than before).
 import argparse, json, os, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import cpu_units, cores_usable, load
+from _timing import cpu_units, cores_usable, load, write_result
 
 def worker(mode:str, steps:int, seed:int):
     "One training: print a JSON line with its threads, waiting policy (as OpenMP saw it at start) and per-step seconds."
@@ -103,8 +103,7 @@ def main():
     if a.out:
         rec = dict(command="python benchmarks/shared_cpu.py " + " ".join(sys.argv[1:]), cpu=cpu_units(), cores=cores_usable(), steps=a.steps,
                    rounds=a.rounds, load_start=start, load_end=load(), created=time.strftime("%Y-%m-%d %H:%M"), modes=summary)
-        with open(a.out + ".tmp", "w") as f: json.dump(rec, f, indent=1)
-        os.replace(a.out + ".tmp", a.out); print(f"written {a.out}")
+        write_result(rec, a.out)
 
 if __name__ == "__main__":
     main()

@@ -14,12 +14,12 @@ ResNet block per level, `--ch_mult`: `JobConfig()`'s default, 1,2 today; the pap
 the threads, CPU and load, and with `--out` written to a JSON file. The losses and gradients of both are compared first
 (they agree to float tolerance).
 """
-import argparse, json, os, sys, time
+import argparse, os, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
 import specdm.vae
-from _timing import cpu_units, footer, header, interleaved, load, med, table
+from _timing import cpu_units, footer, header, interleaved, load, med, table, write_result
 from main_job_speed import attention
 from specdm.core import adamw, channels_last_default, conv_layout, set_threads
 from specdm.train import JobConfig
@@ -89,8 +89,7 @@ def main():
                    load_start=start_load, load_end=load(), created=time.strftime("%Y-%m-%d %H:%M"),
                    seconds=dict(loss={k.split()[-1]: med(v) for k, v in t_loss.items()}, step={k.split()[-1]: med(v) for k, v in t.items()}))
         rec["speedup"] = {k: d["before"] / d["after"] for k, d in rec["seconds"].items()}
-        with open(a.out + ".tmp", "w") as f: json.dump(rec, f, indent=1)
-        os.replace(a.out + ".tmp", a.out); print(f"written {a.out}")
+        write_result(rec, a.out)
 
 if __name__ == "__main__":
     main()

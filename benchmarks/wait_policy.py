@@ -12,7 +12,7 @@ sleep at once), `spin=K` (PASSIVE with GOMP_SPINCOUNT=K: spin K rounds, then sle
 and each setting's ratio to `active`, and with `--out` written to a JSON file (rendered in nbs/00_core.ipynb, "Threads
 on a shared machine"). Two jobs sharing the cores: `benchmarks/shared_cpu.py`.
 """
-import argparse, json, os, statistics, subprocess, sys, time
+import argparse, os, statistics, subprocess, sys, time
 
 def worker(model:str, steps:int, warmup:int):
     import specdm # noqa: F401  (the waiting policy, before torch loads)
@@ -49,7 +49,7 @@ def main():
     a = ap.parse_args()
     if a.worker: return worker(a.worker, a.steps, a.warmup)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from _timing import cpu_units, load
+    from _timing import cpu_units, load, write_result
     start = load(); print(f"one training alone per process, {a.steps} steps ({a.warmup} not counted)\nCPU: {cpu_units()}\nat the start: {start}")
     res, threads = {}, 0
     for model in a.models:
@@ -71,8 +71,7 @@ def main():
                    load_start=start, load_end=load(), created=time.strftime("%Y-%m-%d %H:%M"),
                    seconds={m: {s: res[m, s] for s in a.settings} for m in a.models})
         if "active" in a.settings: rec["vs_active"] = {s: [res[m, s] / res[m, "active"] for m in a.models] for s in a.settings}
-        with open(a.out + ".tmp", "w") as f: json.dump(rec, f, indent=1)
-        os.replace(a.out + ".tmp", a.out); print(f"written {a.out}")
+        write_result(rec, a.out)
 
 if __name__ == "__main__":
     main()

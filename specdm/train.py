@@ -431,7 +431,7 @@ class JobConfig:
     unet_channel_mult:tuple[int, ...] = (1, 2, 2, 2) # stage 2: U-Net width per level
     unet_res_blocks:int = 1 # stage 2: residual blocks per level
     unet_attention:tuple[int, ...] = (8,) # stage 2: downsampling factors with self-attention, e.g. [2, 4]
-    part_modes:tuple[float, ...] = (1.0, 0.0, 0.0, 0.0) # stage 2: shares of training items with all latent parts at one step (joint, the paper's and the default: measured best at this size), some parts clean (given), some at pure noise (guidance's unconditional), each part its own step; e.g. [0.5, 0.3, 0.1, 0.1] for one model that also samples conditionally
+    part_modes:tuple[float, ...] = (0.5, 0.3, 0.1, 0.1) # stage 2: shares of training items with all latent parts at one step (joint, the paper's), some parts clean (given), some at pure noise (guidance's unconditional), each part its own step; the default trains one model that samples jointly as well as a joint-only one and also conditionally, with guidance (measured best at this size: 06_sampling, 09_experiments); [1, 0, 0, 0] trains the paper's joint-only model; a single-stream latent (one part) always trains joint only
     schedule:Literal["linear", "plain_linear", "cosine"] = "linear" # stage 2: noise schedule, "linear" (LDM's, the paper's), "plain_linear" or "cosine"
     parameterization:Literal["eps", "v"] = "v" # stage 2: what the U-Net predicts, "v" (Salimans & Ho 2022; measured best at this size) or "eps" (the paper's)
     snr_gamma:float = 5.0 # stage 2: min-SNR-γ loss weighting (Hang et al. 2023; measured best at this size); 0: unweighted (the paper's)

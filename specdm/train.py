@@ -530,6 +530,7 @@ def run_job(cfg:JobConfig) -> JobResult:
 
 # %% ../nbs/05_train_ldm.ipynb #5c72bf82
 FIGURES = {"training": "stage-1 loss terms and validation metrics, stage-2 loss", "samples": "sampled pairs above real training pairs",
+           "guided": "pairs sampled joint_then_image with guidance 2 (per-part models) above real training pairs",
            "classes": "class shares of the sampled and the real masks"} # the job's figures, written to run_dir/figures/<name>.png
 VAL_METRICS = {"rmse": "RMSE ([0, 1])", "sad": "SAD (rad)", "ce": "mask CE", "acc": "mask accuracy"} # stage-1 validation records
 

@@ -256,7 +256,7 @@ class LDMTrainConfig:
     keep_last:int = 2 # step checkpoints kept
     progress:bool = True # progress bar
     threads:int = 0 # torch CPU threads per process; 0: `specdm.core.set_threads`'s policy
-    part_modes:tuple[float, ...]|None = None # shares of `PART_MODES` (joint, given, dropped, independent); None or (1, 0, 0, 0): joint only
+    part_modes:tuple[float, ...]|None = None # shares of `PART_MODES` (joint, given, dropped, independent); None or (1, 0, 0, 0): joint only (the library's default, the paper's; the main job's `JobConfig` trains (0.5, 0.3, 0.1, 0.1))
     snr_gamma:float|None = None # min-SNR-γ loss weighting (`GaussianDiffusion.training_loss`); None: unweighted
     compile:bool = False # the U-Net through `torch.compile` (Accelerate's `dynamo_backend="inductor"`): no gain on the CPU (0.95–0.99× after a 65–85 s compile, "Speed on the CPU"); GPUs not measured
     def __post_init__(self):

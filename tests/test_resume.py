@@ -1,5 +1,5 @@
-"""The one resume test of specdm's four training loops (stage 1, stage 2, the downstream harness, the spectral feature
-extractor), all of which checkpoint through `specdm.core.TrainingRun`: a run stopped by SIGKILL between two
+"""The one resume test of specdm's four training loops (stage 1, stage 2 joint only and per part, the downstream harness,
+the spectral feature extractor), all of which checkpoint through `specdm.core.TrainingRun`: a run stopped by SIGKILL between two
 checkpoints and started again ends with the same weights, optimizer state and log as a run never interrupted.
 
 Where the kill lands is not left to timing: the killed run stalls inside one optimizer step (a global optimizer
@@ -41,6 +41,13 @@ TRAIN = dict(
         train_ldm(root + "/vae", root + "/data", run, unet=unet, cfg=LDMTrainConfig(max_steps=12, batch_size=4, warmup_steps=2, ckpt_every=4,
                   log_every=1, progress=False, cpu=True))
     ''',
+    stage2_per_part='''
+        from specdm.ddpm import UNetConfig
+        from specdm.train import LDMTrainConfig, train_ldm
+        unet = UNetConfig(in_channels=8, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2,), num_heads=1, parts=(4, 4))
+        train_ldm(root + "/vae", root + "/data", run, unet=unet, cfg=LDMTrainConfig(max_steps=12, batch_size=4, warmup_steps=2, ckpt_every=4,
+                  log_every=1, progress=False, cpu=True, part_modes=(0.5, 0.3, 0.1, 0.1))) # the main job's default: per-part steps drawn per item
+    ''',
     downstream='''
         from specdm.data import SegmentationDataset
         from specdm.downstream import FitConfig, SegFormer, fit
@@ -56,7 +63,7 @@ TRAIN = dict(
     ''',
 )
 # the optimizer step the killed run stalls in: after the checkpoint at step 4 (epoch 2 for the harness: 2 steps an epoch)
-STALL_AT = dict(stage1=7, stage2=7, downstream=5, spectral=7)
+STALL_AT = dict(stage1=7, stage2=7, stage2_per_part=7, downstream=5, spectral=7)
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):

@@ -597,8 +597,12 @@ def fit(model:nn.Module, # any module mapping (B, [2,] C, H, W) to (B, K, H, W) 
         run_dir:str|Path, # checkpoints; an existing run there is resumed
         seed:int=0, device:str|torch.device|None=None,
         resume:bool=True, # False: refuse a run_dir that holds checkpoints
+        score_start:bool=False, # also score the starting weights on `val_ds` as epoch 0, a candidate for the best (fine-tuning: keep the pre-trained weights unless an epoch beats them)
         progress:bool=False) -> FitResult:
-    "Train with class-weighted cross-entropy, augmentation and early stopping on `val_ds`; checkpoint each epoch (`run_dir/ckpt/step_NNNNNNN`, `latest` and `best` pointers, `log.jsonl`; `specdm.core.TrainingRun`); return the best."
+    """Train with class-weighted cross-entropy, augmentation and early stopping on `val_ds`; checkpoint each epoch
+    (`run_dir/ckpt/step_NNNNNNN`, `latest` and `best` pointers, `log.jsonl`; `specdm.core.TrainingRun`); return the best.
+    With `score_start`, epoch 0 (the weights `model` came with) is scored and checkpointed first, so the best of a
+    fine-tuning run is never worse on `val_ds` than the weights it started from."""
     run_dir, device = Path(run_dir), get_device(device)
     model = model.to(device)
     opt = adamw(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -609,24 +613,26 @@ def fit(model:nn.Module, # any module mapping (B, [2,] C, H, W) to (B, K, H, W) 
     criterion = _criterion(config, train_ds, device)
     drop_last = len(train_ds) > config.batch_size # BatchNorm cannot train on a last batch of one
     total = max(1, config.epochs*(len(train_ds)//config.batch_size if drop_last else 1))
-    while state["epoch"] < config.epochs and not state["stopped_early"]:
-        epoch = state["epoch"] + 1; t0 = time.time()
-        torch.manual_seed(_epoch_seed(seed, epoch)); g = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
-        loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, generator=g, drop_last=drop_last, num_workers=config.num_workers)
-        loss, state["step"] = _train_epoch(model, loader, opt, criterion, config, g, state["step"], total, device)
+    def validate(epoch, loss, t0): # score the weights after `epoch`, record, checkpoint; True when best so far
         val = evaluate(model, val_ds, task=config.task, num_classes=config.num_classes, ignore_index=config.ignore_index,
                        batch_size=config.batch_size, device=device, num_workers=config.num_workers)
         score = val[config.monitor]; score = -math.inf if math.isnan(score) else score
         best = state["best_score"] is None or score > state["best_score"]
         if best: state.update(best_epoch=epoch, best_score=score, bad_epochs=0)
-        else: state["bad_epochs"] += 1
+        elif epoch: state["bad_epochs"] += 1
         state["stopped_early"] = state["bad_epochs"] >= config.patience
         state["history"].append(dict(epoch=epoch, train_loss=loss, seconds=round(time.time() - t0, 3),
                                      **{k: v for k, v in val.items() if isinstance(v, float)}))
-        state["epoch"] = epoch
         run.log(dict(step=epoch, split="val", **{k: v for k, v in state["history"][-1].items() if k != "epoch"}))
         run.save(epoch, lambda d: save_checkpoint(d, {"model": model.state_dict()}, state), best=best, optimizer=opt)
-        if progress: print(f"epoch {epoch}: loss {loss:.4f}, val {config.monitor} {score:.4f}{' *' if best else ''}")
+        if progress: print(f"epoch {epoch}: loss {'-' if loss is None else f'{loss:.4f}'}, val {config.monitor} {score:.4f}{' *' if best else ''}")
+    if score_start and not state["history"]: validate(0, None, time.time()) # the starting weights, once (not again on resume)
+    while state["epoch"] < config.epochs and not state["stopped_early"]:
+        epoch = state["epoch"] + 1; t0 = time.time()
+        torch.manual_seed(_epoch_seed(seed, epoch)); g = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+        loader = DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, generator=g, drop_last=drop_last, num_workers=config.num_workers)
+        loss, state["step"] = _train_epoch(model, loader, opt, criterion, config, g, state["step"], total, device)
+        state["epoch"] = epoch; validate(epoch, loss, t0)
     best_dir = run.best()
     model.load_state_dict(load_checkpoint(best_dir, device)[1]["model"])
     return FitResult(state["history"], state["best_epoch"], state["best_score"], best_dir, state["stopped_early"])

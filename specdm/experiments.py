@@ -6,7 +6,7 @@
 from __future__ import annotations
 import specdm  # before torch: sets the OpenMP waiting policy (see `specdm.core.set_threads`)
 import hashlib, json, math, shutil, time, warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Sequence
 
@@ -84,6 +84,8 @@ class ExperimentConfig:
     synthetic_only_ratio:int = 1 # synthetic-only runs train on n_real × this many synthetic pairs
     protocol:Protocol = "mixed" # real + synthetic runs: "mixed" (one training set), "pretrain_finetune" (synthetic, then real) or "real_share"
     real_share:float = 0.5 # protocol "real_share": the real items' share of every epoch, in (0, 1)
+    finetune_lr:float = 0.0 # protocol "pretrain_finetune": fine-tuning's AdamW peak learning rate (poly decay); 0 → lr
+    score_pretrained:bool = False # protocol "pretrain_finetune": validation scores the pre-trained weights as fine-tuning's epoch 0, so fine-tuning keeps them unless an epoch beats them
     seeds:tuple[int, ...] = (0, 1, 2) # training seeds (initial weights, data order, augmentation)
     models:tuple[str, ...] = () # downstream models, names from specdm.experiments.MODELS (e.g. segformer-cpu, spectral-cnn for hyperspectral patches, changeformer-cpu); [] → the task's CPU default
     epochs:int = 8 # maximum training epochs
@@ -132,6 +134,9 @@ class ExperimentConfig:
         if self.sample_mode == "joint": object.__setattr__(self, "guidance_scale", 1.0) # nothing is given, nothing to guide
         if not needs_conditions(self.sample_mode): object.__setattr__(self, "conditions", "limited")
         if self.protocol != "real_share": object.__setattr__(self, "real_share", 0.5)
+        if self.finetune_lr < 0: raise ValueError(f"finetune_lr must be >= 0 (0: lr), got {self.finetune_lr}")
+        if self.protocol != "pretrain_finetune": object.__setattr__(self, "finetune_lr", 0.0); object.__setattr__(self, "score_pretrained", False)
+        elif self.finetune_lr == self.lr: object.__setattr__(self, "finetune_lr", 0.0) # the same run as the default
 
     @classmethod
     def from_params(cls, params:dict) -> ExperimentConfig:
@@ -146,7 +151,6 @@ def _ldm_folder(path:str|Path) -> Path:
 
 def resolved(cfg:ExperimentConfig) -> ExperimentConfig:
     "`cfg` with its empty defaults filled in (checkpoints, data, n_real, models, out_dir)."
-    from dataclasses import replace
     d = CPU_DEFAULTS[cfg.task]
     two = cfg.two_stream or f"runs/{cfg.task}_two_stream"
     return replace(cfg, two_stream=two, single_stream=cfg.single_stream or f"runs/{cfg.task}_single_stream",
@@ -189,11 +193,16 @@ class Condition:
     protocol:Protocol = "mixed" # real + synthetic only
     real_share:float = 0.5 # protocol "real_share" only
     recipe:SyntheticRecipe = field(default_factory=SyntheticRecipe) # how the synthetic pairs were made (not for real only)
+    finetune_lr:float = 0.0 # protocol "pretrain_finetune" only: fine-tuning's peak learning rate; 0: the grid's lr
+    score_pretrained:bool = False # protocol "pretrain_finetune" only: the pre-trained weights are fine-tuning's epoch 0
     def parts(self) -> list[tuple[str, str]]:
         "(id tag, label) of what differs from the paper's protocol: the recipe's settings, then the protocol."
         if self.kind == "real": return []
         out = self.recipe.parts()
-        if self.kind == "mixed" and self.protocol == "pretrain_finetune": out.append(("pretrain_finetune", "pretrain→finetune"))
+        if self.kind == "mixed" and self.protocol == "pretrain_finetune":
+            out.append(("pretrain_finetune", "pretrain→finetune"))
+            if self.finetune_lr: out.append((f"ftlr{self.finetune_lr:g}", f"fine-tuning lr {self.finetune_lr:g}"))
+            if self.score_pretrained: out.append(("epoch0", "pre-trained weights scored"))
         if self.kind == "mixed" and self.protocol == "real_share": out.append((f"share{self.real_share:g}", f"real share {self.real_share:g}"))
         return out
     @property
@@ -217,13 +226,15 @@ class Condition:
 
 def experiment_grid(ratios:Sequence[int]=(1, 2, 3, 4, 5), generators:Sequence[str]=("two_stream", "single_stream"),
                     synthetic_only_ratio:int=1, *, protocol:Protocol="mixed", real_share:float=0.5,
-                    recipes:dict[str, SyntheticRecipe]|None=None) -> list[Condition]:
+                    recipes:dict[str, SyntheticRecipe]|None=None,
+                    finetune_lr:float=0.0, score_pretrained:bool=False, # protocol "pretrain_finetune": see `Condition`
+                   ) -> list[Condition]:
     "Real only, then per generator: synthetic only and real + synthetic (with `protocol`) at every ratio, its pairs made by `recipes[generator]`."
     rec = lambda g: (recipes or {}).get(g, SyntheticRecipe())
     out = [Condition("real")]
     for g in generators:
         out.append(Condition("synthetic", g, synthetic_only_ratio, recipe=rec(g)))
-        out += [Condition("mixed", g, int(r), protocol, real_share, rec(g)) for r in ratios]
+        out += [Condition("mixed", g, int(r), protocol, real_share, rec(g), finetune_lr, score_pretrained) for r in ratios]
     return out
 
 # %% ../nbs/09_experiments.ipynb #ee400745
@@ -483,7 +494,9 @@ def run_condition(model:str, cond:Condition, seed:int, *, train:Dataset, val:Dat
         pre = fit(net, pretrain, val, fit_config, run_dir=folder/"pretrain", seed=seed, device=device, progress=progress)
         first = dict(pretrain=dict(best_epoch=pre.best_epoch, best_val=pre.best_score, epochs_run=len(pre.history), stopped_early=pre.stopped_early,
                                    history=pre.history), finetune_start_sha256=weights_sha256(net.state_dict()))
-    res = fit(net, train, val, fit_config, run_dir=folder/"fit", seed=seed, device=device, progress=progress)
+    fine = pretrain is not None and cond.kind == "mixed" and cond.protocol == "pretrain_finetune" # cond's lr and epoch 0 apply to fine-tuning
+    fc = replace(fit_config, lr=cond.finetune_lr) if fine and cond.finetune_lr else fit_config
+    res = fit(net, train, val, fc, run_dir=folder/"fit", seed=seed, device=device, progress=progress, score_start=fine and cond.score_pretrained)
     scores = evaluate(net, test, task=fit_config.task, num_classes=fit_config.num_classes, ignore_index=fit_config.ignore_index,
                       batch_size=fit_config.batch_size, device=device)
     r = _jsonable(dict(spec=spec, test=scores, best_epoch=res.best_epoch, best_val=res.best_score, epochs_run=len(res.history),
@@ -524,6 +537,8 @@ def _variant_spec(cond:Condition) -> dict:
     out = {}
     if cond.kind == "mixed" and cond.protocol != "mixed": out["protocol"] = cond.protocol
     if cond.kind == "mixed" and cond.protocol == "real_share": out["real_share"] = cond.real_share
+    if cond.kind == "mixed" and cond.protocol == "pretrain_finetune" and cond.finetune_lr: out["finetune_lr"] = cond.finetune_lr
+    if cond.kind == "mixed" and cond.protocol == "pretrain_finetune" and cond.score_pretrained: out["score_pretrained"] = True
     if cond.kind != "real" and cond.recipe.generator_data != "full": out["generator_data"] = cond.recipe.generator_data
     return out
 
@@ -540,7 +555,8 @@ def run_experiment(cfg:ExperimentConfig, progress:bool=False) -> ExperimentResul
     train, val, test = real_splits(data, test_data=test_data)
     real = limited_subset(train, cfg.n_real, cfg.subset_seed); patches = subset_patches(real)
     recipes = generator_recipes(cfg)
-    grid = experiment_grid(cfg.ratios, cfg.generators, cfg.synthetic_only_ratio, protocol=cfg.protocol, real_share=cfg.real_share, recipes=recipes)
+    grid = experiment_grid(cfg.ratios, cfg.generators, cfg.synthetic_only_ratio, protocol=cfg.protocol, real_share=cfg.real_share, recipes=recipes,
+                           finetune_lr=cfg.finetune_lr, score_pretrained=cfg.score_pretrained)
     n_syn = cfg.n_real * max(max(cfg.ratios), cfg.synthetic_only_ratio); t0 = time.time(); synthetic, syn_id = {}, {}
     for g in cfg.generators:
         rec, ckpt, folder = recipes[g], getattr(cfg, g), out/"synthetic"/f"{g}{recipes[g].tag}"

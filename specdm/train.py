@@ -639,14 +639,16 @@ def plot_class_shares(shares:dict[str, np.ndarray], # from `class_shares`
 
 def job_figures(run_dir:str|Path, # the job's run folder
                 pairs=None, # sampled `Pairs`; None: the training figure only
-                data:str|Path|PreparedDataset|None=None, # the prepared dataset (needed with `pairs`)
+                data:str|Path|PreparedDataset|None=None, # the prepared dataset (needed with `pairs` or `guided`)
+                guided=None, # `Pairs` sampled `joint_then_image` with guidance (per-part models); None: no guided figure
                ) -> dict[str, Path]:
-    "Draw the job's figures (`FIGURES`) and write them to run_dir/figures/; the figures are closed. Returns {name: path}."
+    "Draw the job's figures (`FIGURES`; each one whose pairs are given) and write them to run_dir/figures/; the figures are closed. Returns {name: path}."
     import matplotlib.pyplot as plt
-    if pairs is not None and data is None: raise ValueError("job_figures: pass the prepared dataset (data=) with the sampled pairs")
+    if (pairs is not None or guided is not None) and data is None: raise ValueError("job_figures: pass the prepared dataset (data=) with the sampled pairs")
     make = {"training": lambda: plot_training(run_dir)}
     if pairs is not None: make |= {"samples": lambda: plot_samples_beside_real(pairs, data),
                                    "classes": lambda: plot_class_shares(class_shares(pairs, data), list(pairs.class_names))}
+    if guided is not None: make["guided"] = lambda: plot_samples_beside_real(guided, data)
     out = {}
     for name, f in make.items(): fig = f(); out[name] = write_png(fig, figure_path(run_dir, name)); plt.close(fig)
     return out

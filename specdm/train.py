@@ -419,6 +419,7 @@ class JobConfig:
     vae_ch_mult:tuple[int, ...] = (1, 2) # stage 1: width per level; the latent is 2 ** (levels - 1) times smaller (2 here: measured best at this size; the paper's 4 has three levels)
     vae_res_blocks:int = 1 # stage 1: ResNet blocks per level
     vae_z_channels:int = 4 # stage 1: latent channels per branch
+    vae_downsample_pad:Literal["zeros", "replicate"] = "zeros" # stage 1: the encoders' one-pixel pad at the bottom and right before each stride-2 convolution, "zeros" (LDM) or "replicate" (the edge pixels repeated)
     vae_steps:int = 1000 # stage 1: optimizer steps
     vae_crop:int = 32 # stage 1: train on random crops of this side (0: whole patches); the model is convolutional
     vae_batch_size:int = 16 # stage 1: batch size per process
@@ -480,7 +481,7 @@ def job_data(cfg:JobConfig) -> Path:
 
 def vae_config(cfg:JobConfig, ds:PreparedDataset) -> VAEConfig:
     "Stage-1 model config from the job parameters and the dataset (bands, classes, task)."
-    ae = AEConfig(ch=cfg.vae_ch, ch_mult=cfg.vae_ch_mult, num_res_blocks=cfg.vae_res_blocks, z_channels=cfg.vae_z_channels)
+    ae = AEConfig(ch=cfg.vae_ch, ch_mult=cfg.vae_ch_mult, num_res_blocks=cfg.vae_res_blocks, z_channels=cfg.vae_z_channels, downsample_pad=cfg.vae_downsample_pad)
     return VAEConfig(in_bands=len(ds.bands), num_classes=len(ds.class_names), task=ds.task, kind=cfg.vae_kind, image=ae,
                      kl_weight=cfg.kl_weight, sad_weight=cfg.sad_weight, ignore_index=ds.meta["ignore_index"], spectral_proj=cfg.vae_spectral_proj,
                      unlabelled_class=cfg.unlabelled_class and ds.meta.get("ignored_pixels", {}).get("train", 0) > 0)

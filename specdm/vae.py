@@ -46,9 +46,11 @@ class AEConfig:
     attn_mid:bool = True # self-attention in the middle block
     dropout:float = 0.0 # in the ResNet blocks
     norm_groups:int = 32 # GroupNorm groups (reduced to a divisor of each channel count)
+    downsample_pad:Literal["zeros", "replicate"] = "zeros" # the encoder's one-pixel pad at the bottom and right before each stride-2 convolution: LDM's zeros, or the edge pixels repeated (`Downsample`)
 
     def __post_init__(self):
         object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult)) # JSON gives lists
+        if self.downsample_pad not in ("zeros", "replicate"): raise ValueError(f"AEConfig.downsample_pad must be 'zeros' or 'replicate', got {self.downsample_pad!r}")
         for k in ("ch", "num_res_blocks", "z_channels", "norm_groups"):
             if int(getattr(self, k)) < 1: raise ValueError(f"AEConfig.{k} must be >= 1, got {getattr(self, k)}")
         if not self.ch_mult or min(self.ch_mult) < 1: raise ValueError(f"AEConfig.ch_mult must be positive integers, got {self.ch_mult}")
@@ -79,7 +81,7 @@ class VAEConfig:
         if isinstance(self.mask, dict): object.__setattr__(self, "mask", AEConfig(**self.mask))
         if self.mask is None: object.__setattr__(self, "mask", AEConfig(
             ch=max(8, self.image.ch // 2), ch_mult=self.image.ch_mult, num_res_blocks=1, z_channels=self.image.z_channels,
-            attn_mid=False, dropout=self.image.dropout, norm_groups=self.image.norm_groups))
+            attn_mid=False, dropout=self.image.dropout, norm_groups=self.image.norm_groups, downsample_pad=self.image.downsample_pad))
         if self.in_bands < 1 or self.num_classes < 2: raise ValueError(f"need in_bands >= 1 and num_classes >= 2, got {self.in_bands}, {self.num_classes}")
         if 0 <= self.ignore_index < self.num_classes: raise ValueError(f"ignore_index {self.ignore_index} is a class index (K={self.num_classes})")
         if self.kl_weight < 0 or self.sad_weight < 0: raise ValueError("kl_weight and sad_weight must be >= 0")
@@ -137,9 +139,12 @@ class AttnBlock(nn.Module):
 
 # %% ../nbs/03_vae.ipynb #3d52b91e
 class Downsample(nn.Module):
-    "Halve H and W with a stride-2 3×3 convolution after LDM's asymmetric (0, 1, 0, 1) padding."
-    def __init__(self, c:int): super().__init__(); self.conv = nn.Conv2d(c, c, 3, stride=2)
-    def forward(self, x:Tensor) -> Tensor: return self.conv(F.pad(x, (0, 1, 0, 1)))
+    """Halve H and W with a stride-2 3×3 convolution after LDM's asymmetric (0, 1, 0, 1) padding: one row and one
+    column are added at the bottom and right only, as zeros (LDM's `Downsample`) or as copies of the edge
+    (`pad="replicate"`, `F.pad`'s mode)."""
+    def __init__(self, c:int, pad:Literal["zeros", "replicate"]="zeros"):
+        super().__init__(); self.conv, self.mode = nn.Conv2d(c, c, 3, stride=2), "constant" if pad == "zeros" else pad
+    def forward(self, x:Tensor) -> Tensor: return self.conv(F.pad(x, (0, 1, 0, 1), mode=self.mode))
 
 class Upsample(nn.Module):
     "Double H and W: nearest-neighbour interpolation, then a 3×3 convolution."
@@ -161,7 +166,7 @@ class Encoder(nn.Module):
         self.conv_in, levels, c = nn.Conv2d(in_channels, cfg.ch, 3, padding=1), [], cfg.ch
         for i, co in enumerate(chs):
             blocks = [ResnetBlock(c if j == 0 else co, co, cfg.dropout, G) for j in range(cfg.num_res_blocks)]
-            levels.append(nn.Sequential(*blocks, *([Downsample(co)] if i < n - 1 else []))); c = co
+            levels.append(nn.Sequential(*blocks, *([Downsample(co, cfg.downsample_pad)] if i < n - 1 else []))); c = co
         self.down, self.mid = nn.Sequential(*levels), _mid(c, cfg)
         self.norm_out, self.conv_out = group_norm(c, G), nn.Conv2d(c, 2 * cfg.z_channels, 3, padding=1)
     def forward(self, x:Tensor) -> Tensor:

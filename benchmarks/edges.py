@@ -33,7 +33,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--ldm", nargs="+", required=True, help="stage-2 checkpoints (run folders' ldm/ or checkpoint folders)")
     p.add_argument("--data", required=True, help="the prepared dataset they were trained on (its validation split is read)")
-    p.add_argument("--n", type=int, default=64); p.add_argument("--width", type=int, default=2)
+    p.add_argument("--n", type=int, default=64, help="validation patches read and pairs sampled per model")
+    p.add_argument("--width", type=int, default=2, help="pixels in each edge strip; the interior leaves out 2 × width at each side")
     p.add_argument("--out", default=None, help="results JSON")
     a = p.parse_args(argv)
     from specdm.core import set_threads
@@ -41,6 +42,7 @@ def main(argv=None):
     from specdm.sampling import load_ldm, sample_pairs
     set_threads(0); print(header(torch, "edges: edge strips over the interior (mean over bands and patches, source units)"))
     ds = PreparedDataset(a.data); idx = ds.indices("val")[:a.n]
+    if not (1 <= a.width and 4 * a.width < ds.meta["patch_size"]): raise SystemExit(f"--width must be >= 1 and leave an interior: 4 × width < {ds.meta['patch_size']} px")
     if ds.task != "seg": raise SystemExit(f"{ds.path}: a segmentation dataset is needed, this one is {ds.task!r}")
     real = np.nan_to_num(np.stack([np.asarray(ds.images[i], np.float32) for i in idx]))
     masks = torch.from_numpy(np.stack([np.asarray(ds.masks[i]) for i in idx])).long()

@@ -539,7 +539,7 @@ def evaluate(model:nn.Module, ds:Dataset, # yields (x, y): x (C, H, W) or (2, C,
     return out
 
 # %% ../nbs/08_downstream.ipynb #d4c2fab7
-def _resume_state(run:TrainingRun, model:nn.Module, config:FitConfig, seed:int, device) -> dict|None:
+def _resume_state(run:TrainingRun, model:nn.Module, config:FitConfig, seed:int, device, score_start:bool=False) -> dict|None:
     "The fit state of `run`'s latest checkpoint, its weights loaded into `model`, after checking its settings (None for a new run)."
     if run.folder is None:
         if (run.run_dir/"last.json").is_file(): warnings.warn(f"{run.run_dir} holds checkpoints in specdm's earlier downstream layout (last.json, epoch_*/); "
@@ -548,8 +548,9 @@ def _resume_state(run:TrainingRun, model:nn.Module, config:FitConfig, seed:int, 
     state, sds = load_checkpoint(run.folder, device)
     saved, now = {k: v for k, v in state["fit"].items() if k != "epochs"}, {k: v for k, v in asdict(config).items() if k != "epochs"}
     saved["class_weights"] = tuple(saved["class_weights"]) if isinstance(saved["class_weights"], list) else saved["class_weights"]
-    if saved != now or state["seed"] != seed:
-        diff = sorted(k for k in now if saved.get(k) != now[k]) + (["seed"] if state["seed"] != seed else [])
+    started = state.get("score_start", False) # runs saved before the option: False
+    if saved != now or state["seed"] != seed or started != score_start:
+        diff = sorted(k for k in now if saved.get(k) != now[k]) + (["seed"] if state["seed"] != seed else []) + (["score_start"] if started != score_start else [])
         raise ValueError(f"{run.run_dir} holds a run with different settings ({', '.join(diff)}); use another run_dir or resume=False")
     model.load_state_dict(sds["model"])
     return state
@@ -607,9 +608,9 @@ def fit(model:nn.Module, # any module mapping (B, [2,] C, H, W) to (B, K, H, W) 
     model = model.to(device)
     opt = adamw(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     run = TrainingRun(run_dir, resume=resume, keep_last=1) # the last epoch and the best one are kept
-    state = _resume_state(run, model, config, seed, device); run.resume(optimizer=opt)
+    state = _resume_state(run, model, config, seed, device, score_start); run.resume(optimizer=opt)
     state = state or dict(epoch=0, step=0, history=[], best_epoch=0, best_score=None, bad_epochs=0, stopped_early=False)
-    state.update(fit=asdict(config), seed=seed, model=model.config if isinstance(getattr(model, "config", None), dict) else None)
+    state.update(fit=asdict(config), seed=seed, score_start=score_start, model=model.config if isinstance(getattr(model, "config", None), dict) else None)
     criterion = _criterion(config, train_ds, device)
     drop_last = len(train_ds) > config.batch_size # BatchNorm cannot train on a last batch of one
     total = max(1, config.epochs*(len(train_ds)//config.batch_size if drop_last else 1))

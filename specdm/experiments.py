@@ -84,8 +84,8 @@ class ExperimentConfig:
     synthetic_only_ratio:int = 1 # synthetic-only runs train on n_real × this many synthetic pairs
     protocol:Protocol = "mixed" # real + synthetic runs: "mixed" (one training set), "pretrain_finetune" (synthetic, then real) or "real_share"
     real_share:float = 0.5 # protocol "real_share": the real items' share of every epoch, in (0, 1)
-    finetune_lr:float = 0.0 # protocol "pretrain_finetune": fine-tuning's AdamW peak learning rate (poly decay); 0 → lr
-    score_pretrained:bool = False # protocol "pretrain_finetune": validation scores the pre-trained weights as fine-tuning's epoch 0, so fine-tuning keeps them unless an epoch beats them
+    finetune_lr:float = 0.0 # protocol "pretrain_finetune" (ignored by the others): fine-tuning's AdamW peak learning rate (poly decay); 0 → lr; a tenth of lr gave change detection its gain and lowered segmentation's (09_experiments)
+    score_pretrained:bool = False # protocol "pretrain_finetune" (ignored by the others): the validation split scores the pre-trained weights as fine-tuning's epoch 0, so fine-tuning keeps them unless an epoch beats them (a result row's best_epoch 0)
     seeds:tuple[int, ...] = (0, 1, 2) # training seeds (initial weights, data order, augmentation)
     models:tuple[str, ...] = () # downstream models, names from specdm.experiments.MODELS (e.g. segformer-cpu, spectral-cnn for hyperspectral patches, changeformer-cpu); [] → the task's CPU default
     epochs:int = 8 # maximum training epochs
@@ -135,7 +135,10 @@ class ExperimentConfig:
         if not needs_conditions(self.sample_mode): object.__setattr__(self, "conditions", "limited")
         if self.protocol != "real_share": object.__setattr__(self, "real_share", 0.5)
         if self.finetune_lr < 0: raise ValueError(f"finetune_lr must be >= 0 (0: lr), got {self.finetune_lr}")
-        if self.protocol != "pretrain_finetune": object.__setattr__(self, "finetune_lr", 0.0); object.__setattr__(self, "score_pretrained", False)
+        if self.protocol != "pretrain_finetune":
+            if self.finetune_lr or self.score_pretrained:
+                warnings.warn(f"finetune_lr and score_pretrained apply to protocol 'pretrain_finetune' only; with protocol {self.protocol!r} they are ignored", stacklevel=3)
+            object.__setattr__(self, "finetune_lr", 0.0); object.__setattr__(self, "score_pretrained", False)
         elif self.finetune_lr == self.lr: object.__setattr__(self, "finetune_lr", 0.0) # the same run as the default
 
     @classmethod
@@ -499,7 +502,7 @@ def run_condition(model:str, cond:Condition, seed:int, *, train:Dataset, val:Dat
     res = fit(net, train, val, fc, run_dir=folder/"fit", seed=seed, device=device, progress=progress, score_start=fine and cond.score_pretrained)
     scores = evaluate(net, test, task=fit_config.task, num_classes=fit_config.num_classes, ignore_index=fit_config.ignore_index,
                       batch_size=fit_config.batch_size, device=device)
-    r = _jsonable(dict(spec=spec, test=scores, best_epoch=res.best_epoch, best_val=res.best_score, epochs_run=len(res.history),
+    r = _jsonable(dict(spec=spec, test=scores, best_epoch=res.best_epoch, best_val=res.best_score, epochs_run=sum(h["epoch"] > 0 for h in res.history), # epoch 0: scored, not trained
                        stopped_early=res.stopped_early, seconds=round(time.time() - t0, 2), history=res.history, **first))
     save_json(r, done) # atomic: a run is finished when this file exists
     if not keep_checkpoints:
@@ -520,8 +523,10 @@ SCALARS = {"seg": ("mIoU", "mF1", "OA"), "change": ("F1_change", "IoU_change", "
 
 def _row(model:str, cond:Condition, seed:int, n_real:int, r:dict) -> dict:
     rec, mixed, pre = (cond.recipe if cond.kind != "real" else None), cond.kind == "mixed", r.get("pretrain") or {}
+    ptf = mixed and cond.protocol == "pretrain_finetune"
     return dict(model=model, condition=cond.id, label=cond.label, kind=cond.kind, generator=cond.generator, ratio=cond.ratio,
                 protocol=cond.protocol if mixed else None, real_share=cond.real_share if mixed and cond.protocol == "real_share" else None,
+                finetune_lr=(cond.finetune_lr or None) if ptf else None, score_pretrained=cond.score_pretrained if ptf else None,
                 mode=rec.mode if rec else None, guidance_scale=rec.guidance_scale if rec else None,
                 conditions=rec.conditions if rec and needs_conditions(rec.mode) else None, generator_data=rec.generator_data if rec else None,
                 keep_top=rec.keep_top if rec else None,

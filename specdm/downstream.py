@@ -614,7 +614,7 @@ def fit(model:nn.Module, # any module mapping (B, [2,] C, H, W) to (B, K, H, W) 
     criterion = _criterion(config, train_ds, device)
     drop_last = len(train_ds) > config.batch_size # BatchNorm cannot train on a last batch of one
     total = max(1, config.epochs*(len(train_ds)//config.batch_size if drop_last else 1))
-    def validate(epoch, loss, t0): # score the weights after `epoch`, record, checkpoint; True when best so far
+    def validate(epoch, loss, t0): # score the weights after `epoch` (0: as given), record it, checkpoint, update best and early stopping
         val = evaluate(model, val_ds, task=config.task, num_classes=config.num_classes, ignore_index=config.ignore_index,
                        batch_size=config.batch_size, device=device, num_workers=config.num_workers)
         score = val[config.monitor]; score = -math.inf if math.isnan(score) else score

@@ -497,7 +497,7 @@ def run_condition(model:str, cond:Condition, seed:int, *, train:Dataset, val:Dat
         pre = fit(net, pretrain, val, fit_config, run_dir=folder/"pretrain", seed=seed, device=device, progress=progress)
         first = dict(pretrain=dict(best_epoch=pre.best_epoch, best_val=pre.best_score, epochs_run=len(pre.history), stopped_early=pre.stopped_early,
                                    history=pre.history), finetune_start_sha256=weights_sha256(net.state_dict()))
-    fine = pretrain is not None and cond.kind == "mixed" and cond.protocol == "pretrain_finetune" # cond's lr and epoch 0 apply to fine-tuning
+    fine = pretrain is not None # a pre-training set exists for pretrain_finetune conditions only (`pretraining_set`); cond's lr and epoch 0 apply to their fine-tuning
     fc = replace(fit_config, lr=cond.finetune_lr) if fine and cond.finetune_lr else fit_config
     res = fit(net, train, val, fc, run_dir=folder/"fit", seed=seed, device=device, progress=progress, score_start=fine and cond.score_pretrained)
     scores = evaluate(net, test, task=fit_config.task, num_classes=fit_config.num_classes, ignore_index=fit_config.ignore_index,

@@ -23,21 +23,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
 from _timing import footer, header, interleaved, med, table
 from specdm.core import set_threads
-from specdm.ddpm import DiffusionConfig, GaussianDiffusion, UNet, UNetConfig
+from specdm.ddpm import GaussianDiffusion, UNet, UNetConfig
 from specdm.sampling import LatentDiffusion, generate, load_ldm
 from specdm.vae import AEConfig, VAEConfig, build_vae
 
 def main_job_model(bands:int=10, classes:int=7, patch:int=64) -> LatentDiffusion:
     "A LatentDiffusion of the main job's size (`JobConfig()`'s defaults) with random weights, in the plain layout."
-    from specdm.train import JobConfig, unet_config
+    from specdm.core import stage_config
+    from specdm.train import JobConfig, diffusion_config, unet_config
     torch.manual_seed(0); job = JobConfig()
-    ae = AEConfig(ch=job.vae_ch, ch_mult=job.vae_ch_mult, num_res_blocks=job.vae_res_blocks, z_channels=job.vae_z_channels)
-    vae = build_vae(VAEConfig(in_bands=bands, num_classes=classes, image=ae)).eval()
+    vae = build_vae(stage_config(job, VAEConfig, image=stage_config(job, AEConfig), in_bands=bands, num_classes=classes,
+                                unlabelled_class=False)).eval() # the built-in scenes label every pixel
     unet = UNet(unet_config(job, vae.latent_channels)).eval()
     data = dict(bands=[dict(name=f"B{i}") for i in range(bands)], class_names=[f"c{k}" for k in range(classes)], task="seg",
                 ignore_index=255, lo=[0.0] * bands, hi=[10000.0] * bands, patch_size=patch, source="benchmark")
     f = 2 ** (len(job.vae_ch_mult) - 1) # the latent's downsampling factor
-    return LatentDiffusion(vae, unet, GaussianDiffusion.from_config(DiffusionConfig(parameterization=job.parameterization)), 1.0,
+    return LatentDiffusion(vae, unet, GaussianDiffusion.from_config(diffusion_config(job)), 1.0,
                            (vae.latent_channels, patch // f, patch // f), data)
 
 def main():

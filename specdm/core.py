@@ -20,9 +20,10 @@ __all__ = ['process_rank', 'seed_everything', 'get_device', 'atomic_write', 'sav
            'SeededItems', 'micro_batches', 'rng_state', 'set_rng_state', 'append_log', 'read_log', 'trim_log',
            'tracker_options', 'flat_hparams', 'start_tracking', 'log_record', 'stop_tracking', 'staged_folder',
            'clean_partials', 'commit_step', 'resolve_checkpoint', 'state_like_params', 'TrainingRun', 'coerce_value',
-           'field_types', 'check_fields', 'config_from_params', 'notebook_params', 'HelpFormatter', 'config_parser',
-           'parse_config', 'cpu_has_bf16', 'runnable_precision', 'cores_available', 'thread_count', 'set_threads',
-           'adamw', 'channels_last_default', 'conv_layout', 'StepProgress', 'moved_names']
+           'field_types', 'check_fields', 'config_from_params', 'stage_field', 'stage_kwargs', 'stage_config',
+           'stage_field_mismatches', 'notebook_params', 'HelpFormatter', 'config_parser', 'parse_config',
+           'cpu_has_bf16', 'runnable_precision', 'cores_available', 'thread_count', 'set_threads', 'adamw',
+           'channels_last_default', 'conv_layout', 'StepProgress', 'moved_names']
 
 # %% ../nbs/00_core.ipynb #0f319eca
 def process_rank() -> int:
@@ -496,6 +497,74 @@ def config_from_params(cls, params:dict):
         near = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, names, 1)) else "") for k in unknown]
         raise ValueError(f"unknown parameter{'s' * (len(unknown) > 1)} {', '.join(near)}; the parameters of {cls.__name__} are: {', '.join(names)}")
     return cls(**params)
+
+# %% ../nbs/00_core.ipynb #5d00ac5e
+import dataclasses, re
+
+def _field_default(cls, name:str):
+    "The default of field `name` of dataclass `cls` (its factory called); `dataclasses.MISSING` if it has none."
+    f = {f.name: f for f in dataclasses.fields(cls)}[name]
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING
+
+def stage_field(*targets:tuple[type, str], # (stage config dataclass, field name) pairs that this job parameter sets
+                default=dataclasses.MISSING, # the job's own default; left out: the stage field's (the same in every target)
+                none_as=dataclasses.MISSING, # the job value that stands for the stage field's None (papermill -p cannot pass None), e.g. 0.0
+               ) -> dataclasses.Field:
+    """A field of a job's flat parameter dataclass that sets fields of stage configs (`JobConfig.vae_lr` sets
+    `TrainConfig.lr`); `stage_kwargs` and `stage_config` read the declaration. TypeError, when the class is defined, for
+    a target field that does not exist, or for targets whose defaults differ when no `default` is given."""
+    if not targets: raise TypeError("stage_field needs at least one (config class, field name) target")
+    for cls, name in targets:
+        if name not in {f.name for f in dataclasses.fields(cls)}: raise TypeError(f"{cls.__name__} has no field {name!r}")
+    if default is dataclasses.MISSING:
+        ds = [_field_default(cls, name) for cls, name in targets]
+        if dataclasses.MISSING in ds or any(d != ds[0] for d in ds):
+            raise TypeError(f"stage_field{tuple(f'{c.__name__}.{n}' for c, n in targets)}: give a default (the targets have none or differ: {ds})")
+        default = ds[0]
+    meta = {"stage": tuple(targets)} | ({} if none_as is dataclasses.MISSING else {"none_as": none_as})
+    return dataclasses.field(default=default, metadata=meta)
+
+def stage_kwargs(job, # an instance of a dataclass with `stage_field`s
+                 cls:type, # a stage config dataclass
+                ) -> dict:
+    "The keyword arguments of `cls` that `job`'s `stage_field`s set, {stage field: job value}; a `none_as` value becomes None."
+    out = {}
+    for f in dataclasses.fields(job):
+        for c, name in f.metadata.get("stage", ()):
+            if c is cls:
+                v = getattr(job, f.name)
+                out[name] = None if "none_as" in f.metadata and v == f.metadata["none_as"] else v
+    return out
+
+def stage_config(job, # an instance of a dataclass with `stage_field`s
+                 cls:type, # the stage config dataclass to build
+                 **fixed): # fields the job sets itself (not parameters), or values it derives from them
+    """`cls(**stage_kwargs(job, cls), **fixed)`, `fixed` winning. A ValueError of `cls` is raised again with the job
+    parameters behind the stage fields it names (`ldm_steps (sets LDMTrainConfig.max_steps)`)."""
+    try: return cls(**(stage_kwargs(job, cls) | fixed))
+    except ValueError as e:
+        src = {name: f.name for f in dataclasses.fields(job) for c, name in f.metadata.get("stage", ()) if c is cls and name not in fixed}
+        hits = [f"{j} (sets {cls.__name__}.{s})" for s, j in src.items() if re.search(rf"\b{s}\b", str(e))]
+        if not hits: raise
+        raise ValueError(f"{e}; job parameter{'s' * (len(hits) > 1)}: {', '.join(hits)}") from None
+
+def stage_field_mismatches(job_cls) -> list[str]:
+    """For a test: the `stage_field`s of `job_cls` whose type is not their stage field's. A job parameter may drop the
+    stage field's `| None` (papermill cannot pass None; `none_as` stands for it); `none_as` needs a stage type that takes None."""
+    import types, typing
+    def no_none(tp): # X | None -> X
+        a = typing.get_args(tp)
+        if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in a:
+            rest = [x for x in a if x is not type(None)]
+            return rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]
+        return tp
+    jt, out = field_types(job_cls), []
+    for f in dataclasses.fields(job_cls):
+        for c, name in f.metadata.get("stage", ()):
+            st = field_types(c)[name]
+            if jt[f.name] not in (st, no_none(st)): out.append(f"{job_cls.__name__}.{f.name}: {jt[f.name]} but {c.__name__}.{name}: {st}")
+            if "none_as" in f.metadata and no_none(st) == st: out.append(f"{job_cls.__name__}.{f.name}: none_as, but {c.__name__}.{name} cannot be None")
+    return out
 
 # %% ../nbs/00_core.ipynb #ad7a85ae
 def notebook_params(ns:dict) -> dict:

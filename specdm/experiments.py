@@ -15,19 +15,19 @@ import torch
 import torch.nn as nn
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
-from .core import CheckpointError, set_threads, check_fields, config_from_params, config_parser, file_sha256, get_device, load_json, parse_config, resolve_checkpoint, save_json, seed_everything
+from .core import CheckpointError, set_threads, check_fields, config_from_params, config_parser, stage_config, stage_field, stage_field_mismatches, file_sha256, get_device, load_json, parse_config, resolve_checkpoint, save_json, seed_everything
 from .data import ChangeDataset, PatchDataset, PreparedDataset, SegmentationDataset
 from .downstream import ChangeFormer, FitConfig, PFSegNet, SegFormer, SiamCRNN, SpectralCNN, evaluate, fit, renormalized
 from .sampling import Conditions, SamplingMode, given_parts, needs_conditions
 
 # %% auto #0
 __all__ = ['Task', 'MODELS', 'GENERATORS', 'CPU_DEFAULTS', 'Protocol', 'ConditionSource', 'GeneratorData', 'SCALARS',
-           'build_model', 'ExperimentConfig', 'resolved', 'SyntheticRecipe', 'generator_recipes', 'Condition',
-           'experiment_grid', 'limited_subset', 'split_by_item', 'heldout_dataset', 'real_splits', 'subset_patches',
-           'limited_dataset', 'check_compatible', 'synthetic_conditions', 'synthetic_set', 'filter_segmenter',
-           'check_generator_data', 'training_set', 'pretraining_set', 'weights_sha256', 'run_condition',
-           'ExperimentResult', 'run_experiment', 'summarize', 'markdown_table', 'paper_table', 'ratio_table',
-           'gain_notes', 'plot_ratios', 'experiment_parser', 'main', 'specdm_experiments']
+           'build_model', 'ExperimentConfig', 'fit_config', 'resolved', 'SyntheticRecipe', 'generator_recipes',
+           'Condition', 'experiment_grid', 'limited_subset', 'split_by_item', 'heldout_dataset', 'real_splits',
+           'subset_patches', 'limited_dataset', 'check_compatible', 'synthetic_conditions', 'synthetic_set',
+           'filter_segmenter', 'check_generator_data', 'training_set', 'pretraining_set', 'weights_sha256',
+           'run_condition', 'ExperimentResult', 'run_experiment', 'summarize', 'markdown_table', 'paper_table',
+           'ratio_table', 'gain_notes', 'plot_ratios', 'experiment_parser', 'main', 'specdm_experiments']
 
 # %% ../nbs/09_experiments.ipynb #33a898e4
 Task = Literal["seg", "change"]
@@ -71,8 +71,9 @@ GeneratorData = Literal["full", "limited"] # what the generators were trained on
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    "The parameters of `09_experiments`: its papermill parameter cell, whose comments are the fields' docments (`--help`)."
-    task:Task = "seg" # "seg" (segmentation) or "change" (change detection)
+    """The parameters of `09_experiments`: its papermill parameter cell, whose comments are the fields' docments (`--help`).
+    The downstream training settings are `FitConfig`'s fields (`stage_field`), built by `fit_config`."""
+    task:Task = stage_field((FitConfig, "task")) # "seg" (segmentation) or "change" (change detection)
     data:str = "" # prepared real dataset; "" → the built-in scenes prepared in the two-stream run folder (<two_stream>/data)
     two_stream:str = "" # SpecDM checkpoint: run folder, its ldm/ folder or a checkpoint folder; "" → runs/<task>_two_stream
     single_stream:str = "" # LDM baseline (single-stream VAE) checkpoint, same forms; "" → runs/<task>_single_stream
@@ -88,11 +89,11 @@ class ExperimentConfig:
     score_pretrained:bool = False # protocol "pretrain_finetune" (ignored by the others): the validation split scores the pre-trained weights as fine-tuning's epoch 0, so fine-tuning keeps them unless an epoch beats them (a result row's best_epoch 0)
     seeds:tuple[int, ...] = (0, 1, 2) # training seeds (initial weights, data order, augmentation)
     models:tuple[str, ...] = () # downstream models, names from specdm.experiments.MODELS (e.g. segformer-cpu, spectral-cnn for hyperspectral patches, changeformer-cpu); [] → the task's CPU default
-    epochs:int = 8 # maximum training epochs
+    epochs:int = stage_field((FitConfig, "epochs"), default=8) # maximum training epochs
     equal_steps:bool = True # every run's epoch has the size of the grid's largest training set (smaller sets cycled)
-    batch_size:int = 16 # training batch size
-    lr:float = 2e-3 # AdamW peak learning rate, poly decay
-    patience:int = 3 # early stopping: epochs without a better validation score
+    batch_size:int = stage_field((FitConfig, "batch_size"), default=16) # training batch size
+    lr:float = stage_field((FitConfig, "lr"), default=2e-3) # AdamW peak learning rate, poly decay
+    patience:int = stage_field((FitConfig, "patience"), default=3) # early stopping: epochs without a better validation score
     sampler:Literal["ddim", "dpmpp2m", "ddpm"] = "ddim" # synthetic data: "ddim", "dpmpp2m" or "ddpm"
     sample_steps:int = 50 # synthetic data: sampler steps
     sample_eta:float = 1.0 # synthetic data: DDIM noise (1 adds DDPM's posterior noise at every step, 0 is deterministic); other samplers ignore it
@@ -119,6 +120,7 @@ class ExperimentConfig:
         for m in self.models: _check_model(m, self.task)
         if not self.generators or set(self.generators) - set(GENERATORS): raise ValueError(f"generators must be a non-empty selection of {tuple(GENERATORS)}, got {self.generators}")
         self._check_options()
+        fit_config(self, num_classes=2) # FitConfig's own checks of epochs, lr, batch_size and patience, before any work
 
     def _check_options(self):
         "The protocol options: values checked, settings without effect set to their defaults (so ids and caches name only what matters)."
@@ -145,6 +147,13 @@ class ExperimentConfig:
     def from_params(cls, params:dict) -> ExperimentConfig:
         "Build from parameters (`notebook_params(globals())`, YAML, options), refusing names that are not parameters."
         return config_from_params(cls, params)
+
+# %% ../nbs/09_experiments.ipynb #d52f0b57
+def fit_config(cfg:ExperimentConfig, num_classes:int, # K of the real data (2 for change detection)
+               ignore_index:int=255, # the real data's ignore index
+              ) -> FitConfig:
+    "Every run's downstream training settings: `FitConfig` built from the experiment's parameters (task, epochs, lr, batch size, patience)."
+    return stage_config(cfg, FitConfig, num_classes=num_classes, ignore_index=ignore_index)
 
 # %% ../nbs/09_experiments.ipynb #bd11a8bc
 def _ldm_folder(path:str|Path) -> Path:
@@ -580,8 +589,7 @@ def run_experiment(cfg:ExperimentConfig, progress:bool=False) -> ExperimentResul
         syn_id[g] = load_json(folder/"synthetic.json")
     syn_seconds = time.time() - t0
     K, C = len(data.class_names), len(data.bands)
-    fc = FitConfig(task=cfg.task, num_classes=K, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, patience=cfg.patience,
-                   ignore_index=data.meta["ignore_index"])
+    fc = fit_config(cfg, K, data.meta["ignore_index"])
     epoch_size = cfg.n_real * (1 + max(cfg.ratios)) if cfg.equal_steps else None
     shared = _jsonable(dict(data=str(data.path), n_real=cfg.n_real, subset_seed=cfg.subset_seed, n_test=len(test), epoch_size=epoch_size, fit=asdict(fc),
                             test=str(getattr(test_data, "path", test_data)) if test_data else "split")) # what every run of this grid trains and tests with

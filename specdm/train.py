@@ -15,20 +15,20 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .core import (TrainingRun, cpu_has_bf16, adamw, conv_layout, runnable_precision, set_threads, CheckpointError, append_log, log_record, start_tracking, stop_tracking, tracker_options, check_fields, config_from_params, config_parser, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
+from .core import (TrainingRun, cpu_has_bf16, adamw, conv_layout, runnable_precision, set_threads, CheckpointError, append_log, log_record, start_tracking, stop_tracking, tracker_options, check_fields, config_from_params, config_parser, stage_field, stage_config, stage_kwargs, stage_field_mismatches, parse_config, atomic_write, clean_partials, commit_step, load_checkpoint, micro_batches,
                          read_log, resolve_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state, staged_folder,
                          trim_log, epoch_batches, SeededItems, StepProgress)
 from .data import ChangeDataset, PreparedDataset, SegmentationDataset, flip_rotate
-from .ddpm import EMA, DiffusionConfig, GaussianDiffusion, UNet, UNetConfig, latent_scale_factor
-from .vae import AEConfig, Precision, VAEBase, VAEConfig, _choice, _write_vae_files, build_vae, evaluate_vae, load_vae
+from .ddpm import EMA, DiffusionConfig, GaussianDiffusion, Parameterization, ScheduleName, UNet, UNetConfig, latent_scale_factor
+from .vae import AEConfig, Kind, Precision, VAEBase, VAEConfig, _choice, _write_vae_files, build_vae, evaluate_vae, load_vae
 
 # %% auto #0
 __all__ = ['DIHEDRAL', 'PART_MODES', 'FIGURES', 'VAL_METRICS', 'TrainConfig', 'eager_model', 'TrainResult', 'train_vae',
            'plot_losses', 'encode_moments', 'part_times', 'LatentSet', 'first_batch_scale', 'LDMTrainConfig',
            'per_part_training', 'data_description', 'write_ldm_checkpoint', 'LDMResult', 'train_ldm', 'RandomCrop',
-           'JobConfig', 'job_data', 'vae_config', 'unet_config', 'JobResult', 'run_job', 'figure_path', 'write_png',
-           'plot_training', 'plot_samples_beside_real', 'class_shares', 'plot_class_shares', 'job_figures',
-           'job_parser', 'specdm_train']
+           'JobConfig', 'vae_config', 'unet_config', 'diffusion_config', 'stage1_config', 'stage2_config', 'job_data',
+           'JobResult', 'run_job', 'figure_path', 'write_png', 'plot_training', 'plot_samples_beside_real',
+           'class_shares', 'plot_class_shares', 'job_figures', 'job_parser', 'specdm_train']
 
 # %% ../nbs/05_train_ldm.ipynb #532b09f6
 @dataclass(frozen=True)
@@ -404,61 +404,93 @@ class RandomCrop(torch.utils.data.Dataset):
 # %% ../nbs/05_train_ldm.ipynb #36d1742a
 @dataclass(frozen=True)
 class JobConfig:
-    "The main job's parameters: the papermill parameter cell of `05_train_ldm`, whose comments are the fields' docments (`specdm_train --help`)."
+    """The main job's parameters: the papermill parameter cell of `05_train_ldm`, whose comments are the fields' docments
+    (`specdm_train --help`). A parameter that sets a stage config's field is declared as that field (`stage_field`),
+    with the stage config's default unless the job chooses its own; `stage1_config`, `stage2_config`, `vae_config`,
+    `unet_config` and `diffusion_config` build the stage configs from it. Every stage config's own checks run here."""
     data_dir:str = "" # prepared dataset folder; "" builds the built-in scenes in run_dir/data
     task:Literal["seg", "change"] = "seg" # built-in scenes only: "seg" (land cover) or "change" (two dates + change mask)
     run_dir:str = "runs/specdm" # checkpoints, logs and figures (figures/*.png) go here
     resume:bool = True # continue from the last checkpoints in run_dir
     vae_checkpoint:str = "" # a trained stage-1 model; "" trains one in run_dir/vae
-    vae_kind:Literal["two_stream", "single_stream"] = "two_stream" # "two_stream" (SpecDM) or "single_stream" (the LDM baseline)
+    vae_kind:Kind = stage_field((VAEConfig, "kind")) # "two_stream" (SpecDM) or "single_stream" (the LDM baseline)
     n_scenes:int = 48 # built-in scenes: number of 256-px scenes
     scene_size:int = 256 # built-in scenes: side in pixels
     patch_size:int = 64 # built-in scenes: patch side in pixels
     sensor:Literal["sentinel2", "aviris_indian_pines", "enmap"] = "sentinel2" # built-in scenes: the bands they are rendered at, "sentinel2" (10 bands), "aviris_indian_pines" (200) or "enmap" (224, 218 good)
-    vae_ch:int = 32 # stage 1: base width of the image autoencoder (the mask branch is half)
-    vae_ch_mult:tuple[int, ...] = (1, 2) # stage 1: width per level; the latent is 2 ** (levels - 1) times smaller (2 here: measured best at this size; the paper's 4 has three levels)
-    vae_res_blocks:int = 1 # stage 1: ResNet blocks per level
-    vae_z_channels:int = 4 # stage 1: latent channels per branch
-    vae_downsample_pad:Literal["zeros", "replicate"] = "zeros" # stage 1: the encoders' one-pixel pad at the bottom and right before each stride-2 convolution, "zeros" (LDM) or "replicate" (the edge pixels repeated)
-    vae_steps:int = 1000 # stage 1: optimizer steps
+    vae_ch:int = stage_field((AEConfig, "ch"), default=32) # stage 1: base width of the image autoencoder (the mask branch is half)
+    vae_ch_mult:tuple[int, ...] = stage_field((AEConfig, "ch_mult"), default=(1, 2)) # stage 1: width per level; the latent is 2 ** (levels - 1) times smaller (2 here: measured best at this size; the paper's 4 has three levels)
+    vae_res_blocks:int = stage_field((AEConfig, "num_res_blocks"), default=1) # stage 1: ResNet blocks per level
+    vae_z_channels:int = stage_field((AEConfig, "z_channels")) # stage 1: latent channels per branch
+    vae_downsample_pad:Literal["zeros", "replicate"] = stage_field((AEConfig, "downsample_pad")) # stage 1: the encoders' one-pixel pad at the bottom and right before each stride-2 convolution, "zeros" (LDM) or "replicate" (the edge pixels repeated)
+    vae_steps:int = stage_field((TrainConfig, "max_steps")) # stage 1: optimizer steps
     vae_crop:int = 32 # stage 1: train on random crops of this side (0: whole patches); the model is convolutional
-    vae_batch_size:int = 16 # stage 1: batch size per process
-    vae_lr:float = 4e-4 # stage 1: AdamW learning rate
-    sad_weight:float = 0.1 # stage 1: lambda of L1 + lambda * SAD (0: the paper's "w/o SAD")
-    kl_weight:float = 1e-6 # stage 1: KL weight
-    unlabelled_class:bool = True # stage 1: where the training masks leave pixels unlabelled (the ignore index), the mask branch learns them as one more class, so generated masks leave pixels unlabelled where real ones do (sparse labels, as in Indian Pines); false: every generated pixel gets a class
-    vae_spectral_proj:int = 0 # stage 1: learned 1×1 projection of the image bands to this many channels before the image encoder and back after its decoder (hyperspectral); 0: off
-    unet_channels:int = 32 # stage 2: U-Net base width
-    unet_channel_mult:tuple[int, ...] = (1, 2, 2, 2) # stage 2: U-Net width per level
-    unet_res_blocks:int = 1 # stage 2: residual blocks per level
-    unet_attention:tuple[int, ...] = (8,) # stage 2: downsampling factors with self-attention, e.g. [2, 4]
-    part_modes:tuple[float, ...] = (0.5, 0.3, 0.1, 0.1) # stage 2: shares of training items with all latent parts at one step (joint, the paper's), some parts clean (given), some at pure noise (guidance's unconditional), each part its own step; the default trains one model that samples jointly as well as a joint-only one and also conditionally, with guidance (measured best at this size: 06_sampling, 09_experiments); [1, 0, 0, 0] trains the paper's joint-only model; a single-stream latent (one part) always trains joint only
-    schedule:Literal["linear", "plain_linear", "cosine"] = "linear" # stage 2: noise schedule, "linear" (LDM's, the paper's), "plain_linear" or "cosine"
-    parameterization:Literal["eps", "v"] = "v" # stage 2: what the U-Net predicts, "v" (Salimans & Ho 2022; measured best at this size) or "eps" (the paper's)
-    snr_gamma:float = 5.0 # stage 2: min-SNR-γ loss weighting (Hang et al. 2023; measured best at this size); 0: unweighted (the paper's)
-    ldm_steps:int = 1450 # stage 2: optimizer steps
-    ldm_batch_size:int = 32 # stage 2: batch size per process
-    ldm_lr:float = 1e-3 # stage 2: AdamW learning rate (after warm-up); measured best at this size with v and min-SNR (3e-4 before)
-    warmup_steps:int = 200 # stage 2: linear learning-rate warm-up
-    ema_decay:float = 0.9999 # stage 2: EMA decay (with LDM's warm-up)
-    ldm_compile:bool = False # stage 2: the U-Net through torch.compile; no gain on the CPU (0.95-0.99x after a 65-85 s compile, Speed on the CPU); GPUs not measured
-    grad_accum:int = 1 # both stages: micro-batches per optimizer step
-    mixed_precision:Literal["no", "fp16", "bf16"] = "no" # both stages: "no", "fp16" or "bf16" on GPUs; on a CPU fp16 runs as fp32, bf16 only with bf16 units
-    checkpoint_every:int = 500 # both stages: steps between checkpoints
+    vae_batch_size:int = stage_field((TrainConfig, "batch_size"), default=16) # stage 1: batch size per process
+    vae_lr:float = stage_field((TrainConfig, "lr"), default=4e-4) # stage 1: AdamW learning rate
+    sad_weight:float = stage_field((VAEConfig, "sad_weight")) # stage 1: lambda of L1 + lambda * SAD (0: the paper's "w/o SAD")
+    kl_weight:float = stage_field((VAEConfig, "kl_weight")) # stage 1: KL weight
+    unlabelled_class:bool = stage_field((VAEConfig, "unlabelled_class"), default=True) # stage 1: where the training masks leave pixels unlabelled (the ignore index), the mask branch learns them as one more class, so generated masks leave pixels unlabelled where real ones do (sparse labels, as in Indian Pines); false: every generated pixel gets a class
+    vae_spectral_proj:int = stage_field((VAEConfig, "spectral_proj")) # stage 1: learned 1×1 projection of the image bands to this many channels before the image encoder and back after its decoder (hyperspectral); 0: off
+    unet_channels:int = stage_field((UNetConfig, "model_channels"), default=32) # stage 2: U-Net base width
+    unet_channel_mult:tuple[int, ...] = stage_field((UNetConfig, "channel_mult"), default=(1, 2, 2, 2)) # stage 2: U-Net width per level
+    unet_res_blocks:int = stage_field((UNetConfig, "num_res_blocks"), default=1) # stage 2: residual blocks per level
+    unet_attention:tuple[int, ...] = stage_field((UNetConfig, "attention_resolutions"), default=(8,)) # stage 2: downsampling factors with self-attention, e.g. [2, 4]
+    part_modes:tuple[float, ...] = stage_field((LDMTrainConfig, "part_modes"), default=(0.5, 0.3, 0.1, 0.1)) # stage 2: shares of training items with all latent parts at one step (joint, the paper's), some parts clean (given), some at pure noise (guidance's unconditional), each part its own step; the default trains one model that samples jointly as well as a joint-only one and also conditionally, with guidance (measured best at this size: 06_sampling, 09_experiments); [1, 0, 0, 0] trains the paper's joint-only model; a single-stream latent (one part) always trains joint only
+    schedule:ScheduleName = stage_field((DiffusionConfig, "schedule")) # stage 2: noise schedule, "linear" (LDM's, the paper's), "plain_linear" or "cosine"
+    parameterization:Parameterization = stage_field((DiffusionConfig, "parameterization"), default="v") # stage 2: what the U-Net predicts, "v" (Salimans & Ho 2022; measured best at this size) or "eps" (the paper's)
+    snr_gamma:float = stage_field((LDMTrainConfig, "snr_gamma"), default=5.0, none_as=0.0) # stage 2: min-SNR-γ loss weighting (Hang et al. 2023; measured best at this size); 0: unweighted (the paper's)
+    ldm_steps:int = stage_field((LDMTrainConfig, "max_steps"), default=1450) # stage 2: optimizer steps
+    ldm_batch_size:int = stage_field((LDMTrainConfig, "batch_size")) # stage 2: batch size per process
+    ldm_lr:float = stage_field((LDMTrainConfig, "lr"), default=1e-3) # stage 2: AdamW learning rate (after warm-up); measured best at this size with v and min-SNR (3e-4 before)
+    warmup_steps:int = stage_field((LDMTrainConfig, "warmup_steps")) # stage 2: linear learning-rate warm-up
+    ema_decay:float = stage_field((LDMTrainConfig, "ema_decay")) # stage 2: EMA decay (with LDM's warm-up)
+    ldm_compile:bool = stage_field((LDMTrainConfig, "compile")) # stage 2: the U-Net through torch.compile; no gain on the CPU (0.95-0.99x after a 65-85 s compile, Speed on the CPU); GPUs not measured
+    grad_accum:int = stage_field((TrainConfig, "grad_accum"), (LDMTrainConfig, "grad_accum")) # both stages: micro-batches per optimizer step
+    mixed_precision:Precision = stage_field((TrainConfig, "mixed_precision"), (LDMTrainConfig, "mixed_precision")) # both stages: "no", "fp16" or "bf16" on GPUs; on a CPU fp16 runs as fp32, bf16 only with bf16 units
+    checkpoint_every:int = stage_field((TrainConfig, "ckpt_every"), (LDMTrainConfig, "ckpt_every")) # both stages: steps between checkpoints
     sampler:Literal["ddim", "dpmpp2m", "ddpm"] = "ddim" # the notebook's figures: "ddim", "dpmpp2m" or "ddpm"
     sample_steps:int = 50 # the notebook's figures: sampler steps
     sample_eta:float = 1.0 # the notebook's figures: DDIM's eta (1: stochastic, measured better here than the deterministic 0)
     n_samples:int = 64 # the notebook's figures: pairs sampled to compare with the real data
-    seed:int = 0 # everything random follows from it
-    threads:int = 0 # torch CPU threads per process; 0: the cores this process may use, shared among the job's local processes
+    seed:int = stage_field((TrainConfig, "seed"), (LDMTrainConfig, "seed")) # everything random follows from it
+    threads:int = stage_field((TrainConfig, "threads"), (LDMTrainConfig, "threads")) # torch CPU threads per process; 0: the cores this process may use, shared among the job's local processes
     def __post_init__(self):
         check_fields(self) # each value read as its field's type ("[2]" -> (2,)); choices checked
         if self.snr_gamma < 0: raise ValueError(f"snr_gamma must be >= 0 (0: unweighted), got {self.snr_gamma}")
         if self.sample_eta < 0: raise ValueError(f"sample_eta must be >= 0 (DDIM's eta), got {self.sample_eta}")
+        stage1_config(self); stage2_config(self); diffusion_config(self); stage_config(self, AEConfig) # their checks, before any work
+        unet_config(self, 1) # a U-Net that cannot be built (channel_mult, attention) fails here too
     @classmethod
     def from_params(cls, params:dict) -> JobConfig:
         "Build from parameters (`notebook_params(globals())`, YAML, options), refusing names that are not parameters."
         return config_from_params(cls, params)
+
+# %% ../nbs/05_train_ldm.ipynb #6d53d978
+def vae_config(cfg:JobConfig, ds:PreparedDataset) -> VAEConfig:
+    "Stage-1 model config from the job parameters and the dataset (bands, classes, task, ignore index)."
+    return stage_config(cfg, VAEConfig, image=stage_config(cfg, AEConfig), in_bands=len(ds.bands), num_classes=len(ds.class_names),
+                        task=ds.task, ignore_index=ds.meta["ignore_index"], # an unlabelled class only where the training masks have unlabelled pixels
+                        unlabelled_class=cfg.unlabelled_class and ds.meta.get("ignored_pixels", {}).get("train", 0) > 0)
+
+def unet_config(cfg:JobConfig, in_channels:int) -> UNetConfig:
+    "Stage-2 U-Net config from the job parameters and the joint latent's channels (checks channel_mult and attention)."
+    return stage_config(cfg, UNetConfig, in_channels=in_channels, num_head_channels=32 if cfg.unet_channels >= 32 else None, num_heads=1)
+
+def diffusion_config(cfg:JobConfig) -> DiffusionConfig:
+    "The noise process from the job parameters (schedule, parameterization; LDM's T and betas)."
+    return stage_config(cfg, DiffusionConfig)
+
+def stage1_config(cfg:JobConfig, device:str|None=None, # where stage 1 trains; None: the mixed precision as asked
+                 ) -> TrainConfig:
+    "Stage-1 training settings from the job parameters: validation four times per run on 8 batches, a log record every 25 steps, mixed precision only where `device` runs it."
+    fixed = dict(val_every=max(1, cfg.vae_steps // 4), log_every=25, val_batches=8) # four points on the validation curves
+    if device is not None: fixed["mixed_precision"] = runnable_precision(cfg.mixed_precision, device, what="stage 1")
+    return stage_config(cfg, TrainConfig, **fixed)
+
+def stage2_config(cfg:JobConfig) -> LDMTrainConfig:
+    "Stage-2 training settings from the job parameters (`snr_gamma` 0 is unweighted: the stage's None)."
+    return stage_config(cfg, LDMTrainConfig)
+
 
 # %% ../nbs/05_train_ldm.ipynb #08bdf856
 def job_data(cfg:JobConfig) -> Path:
@@ -479,18 +511,6 @@ def job_data(cfg:JobConfig) -> Path:
                               + f". Use another run_dir, or remove {out} (and the models trained on it) to start again")
     return ds.path
 
-def vae_config(cfg:JobConfig, ds:PreparedDataset) -> VAEConfig:
-    "Stage-1 model config from the job parameters and the dataset (bands, classes, task)."
-    ae = AEConfig(ch=cfg.vae_ch, ch_mult=cfg.vae_ch_mult, num_res_blocks=cfg.vae_res_blocks, z_channels=cfg.vae_z_channels, downsample_pad=cfg.vae_downsample_pad)
-    return VAEConfig(in_bands=len(ds.bands), num_classes=len(ds.class_names), task=ds.task, kind=cfg.vae_kind, image=ae,
-                     kl_weight=cfg.kl_weight, sad_weight=cfg.sad_weight, ignore_index=ds.meta["ignore_index"], spectral_proj=cfg.vae_spectral_proj,
-                     unlabelled_class=cfg.unlabelled_class and ds.meta.get("ignored_pixels", {}).get("train", 0) > 0)
-
-def unet_config(cfg:JobConfig, in_channels:int) -> UNetConfig:
-    "Stage-2 U-Net config from the job parameters and the joint latent's channels (checks channel_mult and attention)."
-    return UNetConfig(in_channels=in_channels, model_channels=cfg.unet_channels, channel_mult=cfg.unet_channel_mult,
-                      num_res_blocks=cfg.unet_res_blocks, attention_resolutions=cfg.unet_attention,
-                      num_head_channels=32 if cfg.unet_channels >= 32 else None, num_heads=1)
 
 # %% ../nbs/05_train_ldm.ipynb #5a788ce6
 @dataclass
@@ -505,28 +525,18 @@ def run_job(cfg:JobConfig) -> JobResult:
     from accelerate import PartialState
     device = PartialState(cpu=not torch.cuda.is_available()).device.type # where both stages train
     set_threads(cfg.threads) # data preparation too
-    dcfg = DiffusionConfig(schedule=cfg.schedule, parameterization=cfg.parameterization)
-    unet_config(cfg, 1) # a U-Net or schedule that cannot be built fails before any work
-    lcfg = LDMTrainConfig(max_steps=cfg.ldm_steps, batch_size=cfg.ldm_batch_size, lr=cfg.ldm_lr, warmup_steps=cfg.warmup_steps,
-                          ema_decay=cfg.ema_decay, grad_accum=cfg.grad_accum, mixed_precision=cfg.mixed_precision, seed=cfg.seed,
-                          ckpt_every=cfg.checkpoint_every, threads=cfg.threads, part_modes=cfg.part_modes,
-                          snr_gamma=cfg.snr_gamma or None, compile=cfg.ldm_compile)
     run = Path(cfg.run_dir); ds = PreparedDataset(job_data(cfg))
     vae_ckpt = Path(cfg.vae_checkpoint) if cfg.vae_checkpoint else None
     if vae_ckpt is None:
         Dset = ChangeDataset if ds.task == "change" else SegmentationDataset
-        tcfg = TrainConfig(max_steps=cfg.vae_steps, batch_size=cfg.vae_batch_size, lr=cfg.vae_lr, grad_accum=cfg.grad_accum,
-                           seed=cfg.seed, val_every=max(1, cfg.vae_steps // 4), # four points on the validation curves
-                           mixed_precision=runnable_precision(cfg.mixed_precision, device, what="stage 1"),
-                           ckpt_every=cfg.checkpoint_every, log_every=25, val_batches=8, threads=cfg.threads)
         val = Dset(ds, "val") if ds.meta["splits"]["val"] else None
         seed_everything(cfg.seed)  # the VAE's initial weights follow from the seed too
         train = Dset(ds, "train", augment=True)
         train = RandomCrop(train, cfg.vae_crop) if 0 < cfg.vae_crop < ds.meta["patch_size"] else train
-        res = train_vae(build_vae(vae_config(cfg, ds)), train, run/"vae", cfg=tcfg, val_data=val, resume=cfg.resume)
+        res = train_vae(build_vae(vae_config(cfg, ds)), train, run/"vae", cfg=stage1_config(cfg, device), val_data=val, resume=cfg.resume)
         vae_ckpt = res.checkpoint
     res = train_ldm(vae_ckpt, ds, run/"ldm", unet=unet_config(cfg, load_vae(vae_ckpt).latent_channels),
-                    diffusion=dcfg, cfg=lcfg, resume=cfg.resume)
+                    diffusion=diffusion_config(cfg), cfg=stage2_config(cfg), resume=cfg.resume)
     return JobResult(ds.path, resolve_checkpoint(vae_ckpt), res.checkpoint)
 
 # %% ../nbs/05_train_ldm.ipynb #5c72bf82

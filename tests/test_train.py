@@ -145,8 +145,9 @@ def test_specdm_train_help_describes_every_option():
                                             (2, (2,)), ([1, 2], (1, 2)), (["1", "2"], (1, 2))])
 def test_list_parameters_as_papermill_passes_them(value, expected):
     from specdm.train import JobConfig
-    cfg = JobConfig.from_params(dict(unet_attention=value, vae_ch_mult=value, unet_channel_mult=value))
-    assert cfg.unet_attention == cfg.vae_ch_mult == cfg.unet_channel_mult == expected
+    cfg = JobConfig.from_params(dict(unet_attention=value, vae_ch_mult=value))
+    cfg2 = JobConfig.from_params(dict(unet_channel_mult=value, unet_attention="[1]")) # a U-Net's attention must be at its own factors
+    assert cfg.unet_attention == cfg.vae_ch_mult == cfg2.unet_channel_mult == expected
 
 @pytest.mark.parametrize("params,message", [
     (dict(unet_attention="[2"), "unet_attention must be a tuple of int, got '[2'"),

@@ -100,18 +100,19 @@ def write_hyperspectral_fixture(root:str|Path, # destination folder
 def write_test_checkpoint(folder:str|Path, task:Literal["seg", "change"]="seg", patch_size:int=16, seed:int=0,
                           per_part:bool=False, # a U-Net with one step per latent part (all sampling modes, guidance)
                           parameterization:str="eps", # what the U-Net predicts: "eps" or "v"
+                          bands:str|Sequence[str]="rgbn", # its bands (`specdm.data.select_bands`): "s2" for all 13 Sentinel-2 bands
                          ) -> Path:
-    "Write a tiny, untrained latent-diffusion checkpoint (4 bands, 16-px patches) for tests and examples."
-    torch.manual_seed(seed); folder = Path(folder); K = 3 if task == "seg" else 2
-    vae = build_vae(VAEConfig(in_bands=4, num_classes=K, task=task, image=AEConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_mid=False)))
+    "Write a tiny, untrained latent-diffusion checkpoint (4 bands by default, 16-px patches) for tests and examples."
+    torch.manual_seed(seed); folder = Path(folder); K = 3 if task == "seg" else 2; sel = select_bands(bands)
+    vae = build_vae(VAEConfig(in_bands=len(sel), num_classes=K, task=task, image=AEConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_mid=False)))
     save_vae(vae, folder/"vae", overwrite=True)
     ucfg = UNetConfig(in_channels=vae.latent_channels, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attention_resolutions=(2,), num_heads=1,
                       parts=vae.latent_split if per_part else None)
     unet = UNet(ucfg)
     with torch.no_grad():
         for p in unet.parameters(): p.add_(0.05 * torch.randn_like(p))  # not the zero output of a fresh U-Net
-    data = dict(bands=[asdict(b) for b in select_bands("rgbn")], class_names=["water", "land", "road"][:K] if task == "seg" else ["no change", "change"],
-                task=task, ignore_index=255, lo=[100.0] * 4, hi=[3000.0] * 4, patch_size=patch_size, source="test")
+    data = dict(bands=[asdict(b) for b in sel], class_names=["water", "land", "road"][:K] if task == "seg" else ["no change", "change"],
+                task=task, ignore_index=255, lo=[100.0] * len(sel), hi=[3000.0] * len(sel), patch_size=patch_size, source="test")
     save_checkpoint(folder, {"model": unet.state_dict(), "ema": EMA(unet).state_dict()},
                     dict(format="specdm.ldm", unet=asdict(ucfg), diffusion=asdict(DiffusionConfig(parameterization=parameterization)), scale_factor=1.0,
                          latent_shape=[vae.latent_channels, patch_size // 2, patch_size // 2], data=data))

@@ -28,8 +28,8 @@ __all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'Sampl
            'LatentDiffusion', 'load_ldm', 'Pairs', 'given_parts', 'needs_conditions', 'Conditions', 'load_conditions',
            'check_mode', 'mode_conditions', 'encode_given', 'GivenParts', 'generate', 'BudgetError', 'MinShare',
            'pair_allowance', 'Acceptance', 'draw', 'sample_pairs', 'compile_pays', 'compiled_for_sampling',
-           'source_dtype', 'source_radiometry', 'stored_image', 'to_dtype', 'write_synthetic', 'specdm_sample',
-           'show_pairs', 'class_spectra', 'plot_class_spectra']
+           'torchgeo_oscd_bands', 'source_dtype', 'source_radiometry', 'stored_image', 'to_dtype', 'write_synthetic',
+           'specdm_sample', 'show_pairs', 'class_spectra', 'plot_class_spectra']
 
 # %% ../nbs/06_sampling.ipynb #399026fb
 Spacing = Literal["trailing", "logsnr", "leading", "linspace"]
@@ -916,12 +916,21 @@ def _band_file(city:str, band:str) -> str:
     "OSCD-style band file name: `<city>_B02.tif`, `<city>_B8A.tif`."
     return f"{city}_B{band[1:] if band.endswith('A') else f'{int(band[1:]):02d}'}.tif"
 
-def _sample_files(layout:Layout, task:str, i:int) -> dict[str, str]:
-    "Relative paths of sample `i`'s files (OSCD: its two band folders and its change map)."
+def torchgeo_oscd_bands(bands:Sequence) -> bool:
+    "Whether a model of `bands` (names or band dicts) writes an OSCD-layout set torchgeo's `OSCD` reads: all 13 Sentinel-2 bands."
+    from specdm.data import S2_BANDS
+    names = [b["name"] if isinstance(b, dict) else b for b in bands]
+    return len(names) == len(S2_BANDS) and set(names) == set(S2_BANDS)
+
+def _sample_files(layout:Layout, task:str, i:int, bands:Sequence=()) -> dict[str, str]:
+    "Relative paths of sample `i`'s files (OSCD: its two band folders, their `_rect` twins for 13 bands, dates, change map and PNG)."
     from specdm.data import OSCD_IMAGES, OSCD_LABELS
     name = f"syn_{i:06d}"
     if layout == "segmunich": return dict(img=f"train/img/{name}.tif", label=f"train/label/{name}.tif")
-    if layout == "oscd": return dict(img1=f"{OSCD_IMAGES}/{name}/imgs_1", img2=f"{OSCD_IMAGES}/{name}/imgs_2", label=f"{OSCD_LABELS}/{name}/cm/{name}-cm.tif")
+    if layout == "oscd":
+        img, lab = f"{OSCD_IMAGES}/{name}", f"{OSCD_LABELS}/{name}/cm"
+        rect = dict(img1_rect=f"{img}/imgs_1_rect", img2_rect=f"{img}/imgs_2_rect") if torchgeo_oscd_bands(bands) else {}
+        return dict(img1=f"{img}/imgs_1", img2=f"{img}/imgs_2", **rect, dates=f"{img}/dates.txt", label=f"{lab}/{name}-cm.tif", label_png=f"{lab}/cm.png")
     if task == "change": return dict(img1=f"img1/{name}.tif", img2=f"img2/{name}.tif", mask=f"mask/{name}.tif")
     return dict(img=f"img/{name}.tif", mask=f"mask/{name}.tif")
 
@@ -972,13 +981,25 @@ def to_dtype(a:np.ndarray, dtype:str) -> np.ndarray:
     return a.astype(dt)
 
 # %% ../nbs/06_sampling.ipynb #d6ebb5bc
+def _link_or_copy(src:Path, dst:Path):
+    "`dst` as a hard link to `src` (one file on disk, two names), a copy where the file system has none; atomic (temporary name, then rename)."
+    import shutil
+    dst.parent.mkdir(parents=True, exist_ok=True); tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    try:
+        try: os.link(src, tmp)
+        except OSError: shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists(): tmp.unlink()
+
 def _write_sample(out:Path, layout:Layout, task:str, i:int, image:np.ndarray, mask:np.ndarray, bands:list, dtype:str, radiometry:dict|None=None,
                   ignore_index:int=255):
     "Write one sample's files atomically (each file: temporary name, then rename); `bands` are the data's band dicts; unlabelled mask pixels get the file's nodata tag."
     import io, tifffile
     from specdm.core import atomic_write
     from specdm.data import band_metadata, write_geotiff
-    f = _sample_files(layout, task, i); descs, btags = band_metadata(bands); bands = [b["name"] for b in bands]
+    from PIL import Image
+    f = _sample_files(layout, task, i, bands); descs, btags = band_metadata(bands); bands = [b["name"] for b in bands]
     ign = mask == ignore_index; nd = ignore_index if ign.any() else None # unlabelled pixels (a model with `unlabelled_class`)
     if layout == "segmunich":
         buf = io.BytesIO(); tifffile.imwrite(buf, np.ascontiguousarray(np.moveaxis(stored_image(image, dtype, radiometry)[0], 0, -1)), metadata=dict(bands=bands))
@@ -990,8 +1011,12 @@ def _write_sample(out:Path, layout:Layout, task:str, i:int, image:np.ndarray, ma
             a, tags = stored_image(a, dtype, radiometry)
             for j, (b, band) in enumerate(zip(a, bands)):
                 write_geotiff(out/f[k]/_band_file(city, band), b, descriptions=[descs[j]], band_tags=[btags[j]], **{t: v[j:j+1] for t, v in tags.items()})
+                if k + "_rect" in f: _link_or_copy(out/f[k]/_band_file(city, band), out/f[k + "_rect"]/_band_file(city, band))  # 13 bands: torchgeo's folders
         write_geotiff(out/f["label"], np.where(ign, 0, mask + 1).astype(np.uint8), descriptions=["change"],  # OSCD: 1 = no change, 2 = change
                       nodata=0 if ign.any() else None)
+        buf = io.BytesIO(); Image.fromarray(np.where(mask == 1, 255, 0).astype(np.uint8)).save(buf, format="PNG")  # OSCD's cm.png: 0 / 255
+        with atomic_write(out/f["label_png"]) as fh: fh.write(buf.getvalue())
+        with atomic_write(out/f["dates"], "w") as fh: fh.write("date_1: unknown\ndate_2: unknown\n")  # synthetic pairs have no dates
     else:
         imgs = dict(img1=image[0], img2=image[1]) if task == "change" else dict(img=image)
         for k, a in imgs.items(): a, tags = stored_image(a, dtype, radiometry); write_geotiff(out/f[k], a, descriptions=descs, band_tags=btags, **tags)
@@ -1005,7 +1030,7 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
                     *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0,
                     spacing:Spacing|None=None, # timestep grid; None: the sampler's default (recorded in the manifest)
                     seed:int=0, batch_size:int=16,
-                    layout:Layout="folder", # folder, segmunich (segmentation) or oscd (change)
+                    layout:Layout="folder", # folder, segmunich (segmentation) or oscd (change; torchgeo's `OSCD` reads it for a 13-band model)
                     dtype:str|None=None, # stored image dtype; default the source's (dataset.json), else float32
                     min_share:dict|Sequence[str]|None=None, # class-aware: {"water": 0.05, ...} (names or indices)
                     budget:int|None=None, # class-aware: max candidates in total (default 100 per pair)
@@ -1021,7 +1046,9 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     Raises `FileExistsError` for a non-empty `out` of other parameters, `NonFiniteError` when sampling gives NaN/inf
     (no manifest is written; an output folder that got nothing is removed), `ValueError` for a mode without (or with
     unfit) conditions. The manifest records the mode, the guidance scale and the conditions (source, count, SHA-256,
-    the condition item of each pair)."""
+    the condition item of each pair). The oscd layout is read by `specdm.data.oscd_items`, and, for a model of all 13
+    Sentinel-2 bands written with an integer `dtype`, by torchgeo's `OSCD` too; torchgeo cannot read the set of a model
+    with fewer bands (it takes band files by position), see "Reading the OSCD layout with torchgeo"."""
     import shutil
     from specdm.core import file_sha256, load_json, save_json
     from accelerate import PartialState
@@ -1102,7 +1129,7 @@ def specdm_sample(ckpt:Param("latent-diffusion checkpoint folder (or a run's ldm
                   seed:Param("pair k depends on the seed and k only (any batch size, resumed or sharded)", int)=0,
                   batch_size:Param("pairs denoised at once per process", int)=16,
                   layout:Param("layout of the written dataset: folder (img/, mask/; what specdm_evaluate and specdm_filter read), segmunich "
-                               "(segmentation) or oscd (change)", str, choices=get_args(Layout))="folder",
+                               "(segmentation) or oscd (change; torchgeo's OSCD reads it for a 13-band model and an integer --dtype)", str, choices=get_args(Layout))="folder",
                   dtype:Param("stored image dtype (uint16, int16, float32…) (default: the source data's, else float32)", str)=None,
                   min_share:Param("class-aware sampling: keep only pairs with at least this share of each named class (names or indices), "
                                   "CLASS=SHARE, e.g. water=0.05 (default: no rule)", str, nargs="+")=None,

@@ -12,16 +12,16 @@ defaults with random weights, a batch of joint latents at one diffusion step) in
   inference path;
 - `jit_onednn`: the same with `torch.jit.enable_onednn_fusion(True)`, oneDNN Graph's fused CPU kernels;
 - with `--compile`, `compiled`: `torch.compile` (inductor), as `compiled_for_sampling` uses; its first call (the
-  compilation) is printed apart.
+  compilation, with a fresh inductor cache) is printed apart.
 
 Each variant's output is compared with `plain`'s first (they agree to float rounding), then the variants are timed in
 alternating rounds (A B C D A B C D …) and the medians and ratios printed. The thread count and load are printed too.
 """
-import argparse, copy, os, sys, time
+import argparse, copy, os, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch
-from _timing import footer, header, interleaved, load, med, table, write_result
+from _timing import cpu_units, footer, header, interleaved, load, med, table, write_result
 from specdm.core import set_threads
 from sampling_speed import main_job_model
 
@@ -42,6 +42,7 @@ def main():
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (inductor; compiles for a minute or more)")
     ap.add_argument("--out", default=None, help="write the medians and ratios to this JSON file")
     a = ap.parse_args()
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor_cold_") # --compile: a user's first compilation, not the cache's
     threads = set_threads(a.threads)
     print(header(torch, f"the main job's U-Net, one fp32 inference call on {a.batch} latents"))
     start_load = load(); torch.manual_seed(0)
@@ -73,7 +74,7 @@ def main():
     print(footer())
     if a.out:
         write_result(dict(command="python benchmarks/unet_inference.py " + " ".join(sys.argv[1:]), threads=threads, batch=a.batch,
-                          load_start=start_load, load_end=load(), torch=torch.__version__,
+                          cpu=cpu_units(), kernels=torch.backends.cpu.get_cpu_capability(), created=time.strftime("%Y-%m-%d %H:%M"), load_start=start_load, load_end=load(), torch=torch.__version__,
                           seconds=dict((k, med(v)) for k, v in times.items()), speedup={k: med(times["plain"]) / med(v) for k, v in times.items()},
                           prepare_seconds=prep, relative_difference=diffs), a.out)
 

@@ -539,14 +539,16 @@ def stage_kwargs(job, # an instance of a dataclass with `stage_field`s
 def stage_config(job, # an instance of a dataclass with `stage_field`s
                  cls:type, # the stage config dataclass to build
                  **fixed): # fields the job sets itself (not parameters), or values it derives from them
-    """`cls(**stage_kwargs(job, cls), **fixed)`, `fixed` winning. A ValueError of `cls` is raised again with the job
-    parameters behind the stage fields it names (`ldm_steps (sets LDMTrainConfig.max_steps)`)."""
+    """`cls(**stage_kwargs(job, cls), **fixed)`, `fixed` winning. A ValueError of `cls` is raised again with the
+    parameters behind the stage fields it names (`; parameter: ldm_steps (sets LDMTrainConfig.max_steps)`): those it
+    names as `Cls.field`, else those it names as bare words."""
     try: return cls(**(stage_kwargs(job, cls) | fixed))
     except ValueError as e:
         src = {name: f.name for f in dataclasses.fields(job) for c, name in f.metadata.get("stage", ()) if c is cls and name not in fixed}
-        hits = [f"{j} (sets {cls.__name__}.{s})" for s, j in src.items() if re.search(rf"\b{s}\b", str(e))]
+        named = lambda pat: [f"{j} (sets {cls.__name__}.{s})" for s, j in src.items() if re.search(pat(s), str(e))]
+        hits = named(lambda s: rf"\b{cls.__name__}\.{s}\b") or named(lambda s: rf"(?<![.\w]){s}\b")
         if not hits: raise
-        raise ValueError(f"{e}; job parameter{'s' * (len(hits) > 1)}: {', '.join(hits)}") from None
+        raise ValueError(f"{e}; parameter{'s' * (len(hits) > 1)}: {', '.join(hits)}") from None
 
 def stage_field_mismatches(job_cls) -> list[str]:
     """For a test: the `stage_field`s of `job_cls` whose type is not their stage field's. A job parameter may drop the

@@ -329,8 +329,9 @@ class UNetConfig:
         if self.parts is not None and (sum(self.parts) != self.in_channels or min(self.parts) < 1):
             raise ValueError(f"parts {self.parts} must be positive channel counts summing to in_channels {self.in_channels}")
         put("out_channels", self.in_channels if self.out_channels is None else self.out_channels)
-        if min(self.in_channels, self.out_channels, self.model_channels, self.num_res_blocks) < 1 or not self.channel_mult \
-           or min(self.channel_mult) < 1: raise ValueError(f"channels, channel_mult and num_res_blocks must be positive: {self}")
+        for k in ("in_channels", "out_channels", "model_channels", "num_res_blocks"):
+            if getattr(self, k) < 1: raise ValueError(f"UNetConfig.{k} must be >= 1, got {getattr(self, k)}")
+        if not self.channel_mult or min(self.channel_mult) < 1: raise ValueError(f"UNetConfig.channel_mult must be positive integers, got {self.channel_mult}")
         if not 0 <= self.dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         factors = [2 ** i for i in range(len(self.channel_mult))]
         if bad := [a for a in self.attention_resolutions if a not in factors]:

@@ -22,12 +22,12 @@ from .sampling import Conditions, SamplingMode, given_parts, needs_conditions
 
 # %% auto #0
 __all__ = ['Task', 'MODELS', 'GENERATORS', 'CPU_DEFAULTS', 'Protocol', 'ConditionSource', 'GeneratorData', 'SCALARS',
-           'build_model', 'ExperimentConfig', 'fit_config', 'resolved', 'SyntheticRecipe', 'generator_recipes',
-           'Condition', 'experiment_grid', 'limited_subset', 'split_by_item', 'heldout_dataset', 'real_splits',
-           'subset_patches', 'limited_dataset', 'check_compatible', 'synthetic_conditions', 'synthetic_set',
-           'filter_segmenter', 'check_generator_data', 'training_set', 'pretraining_set', 'weights_sha256',
-           'run_condition', 'ExperimentResult', 'run_experiment', 'summarize', 'markdown_table', 'paper_table',
-           'ratio_table', 'gain_notes', 'plot_ratios', 'experiment_parser', 'main', 'specdm_experiments']
+           'build_model', 'ExperimentConfig', 'experiment_fit_config', 'resolved', 'SyntheticRecipe',
+           'generator_recipes', 'Condition', 'experiment_grid', 'limited_subset', 'split_by_item', 'heldout_dataset',
+           'real_splits', 'subset_patches', 'limited_dataset', 'check_compatible', 'synthetic_conditions',
+           'synthetic_set', 'filter_segmenter', 'check_generator_data', 'training_set', 'pretraining_set',
+           'weights_sha256', 'run_condition', 'ExperimentResult', 'run_experiment', 'summarize', 'markdown_table',
+           'paper_table', 'ratio_table', 'gain_notes', 'plot_ratios', 'experiment_parser', 'main', 'specdm_experiments']
 
 # %% ../nbs/09_experiments.ipynb #33a898e4
 Task = Literal["seg", "change"]
@@ -72,7 +72,7 @@ GeneratorData = Literal["full", "limited"] # what the generators were trained on
 @dataclass(frozen=True)
 class ExperimentConfig:
     """The parameters of `09_experiments`: its papermill parameter cell, whose comments are the fields' docments (`--help`).
-    The downstream training settings are `FitConfig`'s fields (`stage_field`), built by `fit_config`."""
+    The downstream training settings are `FitConfig`'s fields (`stage_field`), built by `experiment_fit_config`."""
     task:Task = stage_field((FitConfig, "task")) # "seg" (segmentation) or "change" (change detection)
     data:str = "" # prepared real dataset; "" → the built-in scenes prepared in the two-stream run folder (<two_stream>/data)
     two_stream:str = "" # SpecDM checkpoint: run folder, its ldm/ folder or a checkpoint folder; "" → runs/<task>_two_stream
@@ -120,7 +120,7 @@ class ExperimentConfig:
         for m in self.models: _check_model(m, self.task)
         if not self.generators or set(self.generators) - set(GENERATORS): raise ValueError(f"generators must be a non-empty selection of {tuple(GENERATORS)}, got {self.generators}")
         self._check_options()
-        fit_config(self, num_classes=2) # FitConfig's own checks of epochs, lr, batch_size and patience, before any work
+        experiment_fit_config(self, num_classes=2) # FitConfig's own checks of epochs, lr, batch_size and patience, before any work
 
     def _check_options(self):
         "The protocol options: values checked, settings without effect set to their defaults (so ids and caches name only what matters)."
@@ -149,7 +149,7 @@ class ExperimentConfig:
         return config_from_params(cls, params)
 
 # %% ../nbs/09_experiments.ipynb #d52f0b57
-def fit_config(cfg:ExperimentConfig, num_classes:int, # K of the real data (2 for change detection)
+def experiment_fit_config(cfg:ExperimentConfig, num_classes:int, # K of the real data (2 for change detection)
                ignore_index:int=255, # the real data's ignore index
               ) -> FitConfig:
     "Every run's downstream training settings: `FitConfig` built from the experiment's parameters (task, epochs, lr, batch size, patience)."
@@ -589,7 +589,7 @@ def run_experiment(cfg:ExperimentConfig, progress:bool=False) -> ExperimentResul
         syn_id[g] = load_json(folder/"synthetic.json")
     syn_seconds = time.time() - t0
     K, C = len(data.class_names), len(data.bands)
-    fc = fit_config(cfg, K, data.meta["ignore_index"])
+    fc = experiment_fit_config(cfg, K, data.meta["ignore_index"])
     epoch_size = cfg.n_real * (1 + max(cfg.ratios)) if cfg.equal_steps else None
     shared = _jsonable(dict(data=str(data.path), n_real=cfg.n_real, subset_seed=cfg.subset_seed, n_test=len(test), epoch_size=epoch_size, fit=asdict(fc),
                             test=str(getattr(test_data, "path", test_data)) if test_data else "split")) # what every run of this grid trains and tests with

@@ -922,14 +922,15 @@ def torchgeo_oscd_bands(bands:Sequence) -> bool:
     names = [b["name"] if isinstance(b, dict) else b for b in bands]
     return len(names) == len(S2_BANDS) and set(names) == set(S2_BANDS)
 
-def _sample_files(layout:Layout, task:str, i:int, bands:Sequence=()) -> dict[str, str]:
-    "Relative paths of sample `i`'s files (OSCD: its two band folders, their `_rect` twins for 13 bands, dates, change map and PNG)."
+def _sample_files(layout:Layout, task:str, i:int, bands:Sequence, dtype:str) -> dict[str, str]:
+    "Relative paths of sample `i`'s files (OSCD: its two band folders, their `_rect` twins for 13 bands in an integer dtype, dates, change map and PNG)."
     from specdm.data import OSCD_IMAGES, OSCD_LABELS
     name = f"syn_{i:06d}"
     if layout == "segmunich": return dict(img=f"train/img/{name}.tif", label=f"train/label/{name}.tif")
     if layout == "oscd":
         img, lab = f"{OSCD_IMAGES}/{name}", f"{OSCD_LABELS}/{name}/cm"
-        rect = dict(img1_rect=f"{img}/imgs_1_rect", img2_rect=f"{img}/imgs_2_rect") if torchgeo_oscd_bands(bands) else {}
+        torchgeo = torchgeo_oscd_bands(bands) and np.dtype(dtype).kind in "iu" # torchgeo casts band values to integers: no float sets
+        rect = dict(img1_rect=f"{img}/imgs_1_rect", img2_rect=f"{img}/imgs_2_rect") if torchgeo else {}
         return dict(img1=f"{img}/imgs_1", img2=f"{img}/imgs_2", **rect, dates=f"{img}/dates.txt", label=f"{lab}/{name}-cm.tif", label_png=f"{lab}/cm.png")
     if task == "change": return dict(img1=f"img1/{name}.tif", img2=f"img2/{name}.tif", mask=f"mask/{name}.tif")
     return dict(img=f"img/{name}.tif", mask=f"mask/{name}.tif")
@@ -999,7 +1000,7 @@ def _write_sample(out:Path, layout:Layout, task:str, i:int, image:np.ndarray, ma
     from specdm.core import atomic_write
     from specdm.data import band_metadata, write_geotiff
     from PIL import Image
-    f = _sample_files(layout, task, i, bands); descs, btags = band_metadata(bands); bands = [b["name"] for b in bands]
+    f = _sample_files(layout, task, i, bands, dtype); descs, btags = band_metadata(bands); bands = [b["name"] for b in bands]
     ign = mask == ignore_index; nd = ignore_index if ign.any() else None # unlabelled pixels (a model with `unlabelled_class`)
     if layout == "segmunich":
         buf = io.BytesIO(); tifffile.imwrite(buf, np.ascontiguousarray(np.moveaxis(stored_image(image, dtype, radiometry)[0], 0, -1)), metadata=dict(bands=bands))
@@ -1014,6 +1015,7 @@ def _write_sample(out:Path, layout:Layout, task:str, i:int, image:np.ndarray, ma
                 if k + "_rect" in f: _link_or_copy(out/f[k]/_band_file(city, band), out/f[k + "_rect"]/_band_file(city, band))  # 13 bands: torchgeo's folders
         write_geotiff(out/f["label"], np.where(ign, 0, mask + 1).astype(np.uint8), descriptions=["change"],  # OSCD: 1 = no change, 2 = change
                       nodata=0 if ign.any() else None)
+        if ign.any(): warnings.warn(f"{out}: unlabelled mask pixels are 0 (no change) in cm.png, which has no nodata (torchgeo's OSCD reads it); <city>-cm.tif keeps them as nodata", stacklevel=2)
         buf = io.BytesIO(); Image.fromarray(np.where(mask == 1, 255, 0).astype(np.uint8)).save(buf, format="PNG")  # OSCD's cm.png: 0 / 255
         with atomic_write(out/f["label_png"]) as fh: fh.write(buf.getvalue())
         with atomic_write(out/f["dates"], "w") as fh: fh.write("date_1: unknown\ndate_2: unknown\n")  # synthetic pairs have no dates

@@ -59,7 +59,8 @@ class TrainConfig:
         _choice("mixed_precision", self.mixed_precision, get_args(Precision))
         for k in ("max_steps", "batch_size", "grad_accum", "log_every", "val_every", "ckpt_every", "keep_last"):
             if int(getattr(self, k)) < 1: raise ValueError(f"TrainConfig.{k} must be >= 1, got {getattr(self, k)}")
-        if self.lr <= 0 or (self.grad_clip is not None and self.grad_clip <= 0): raise ValueError("lr and grad_clip must be > 0")
+        if self.lr <= 0: raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.grad_clip is not None and self.grad_clip <= 0: raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
         if self.num_workers < 0 or self.threads < 0: raise ValueError("num_workers and threads must be >= 0")
 
 # %% ../nbs/05_train_ldm.ipynb #49b05da3
@@ -267,7 +268,9 @@ class LDMTrainConfig:
         if self.mixed_precision not in get_args(Precision): raise ValueError(f"mixed_precision must be one of {get_args(Precision)}, got {self.mixed_precision!r}")
         for k in ("max_steps", "batch_size", "grad_accum", "log_every", "ckpt_every", "keep_last"):
             if int(getattr(self, k)) < 1: raise ValueError(f"LDMTrainConfig.{k} must be >= 1, got {getattr(self, k)}")
-        if self.lr <= 0 or self.warmup_steps < 0 or not 0 <= self.ema_decay <= 1: raise ValueError("need lr > 0, warmup_steps >= 0, ema_decay in [0, 1]")
+        if self.lr <= 0: raise ValueError(f"LDMTrainConfig.lr must be > 0, got {self.lr}")
+        if self.warmup_steps < 0: raise ValueError(f"LDMTrainConfig.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0 <= self.ema_decay <= 1: raise ValueError(f"LDMTrainConfig.ema_decay must be in [0, 1], got {self.ema_decay}")
         if self.snr_gamma is not None and not self.snr_gamma > 0: raise ValueError(f"snr_gamma must be > 0 or None, got {self.snr_gamma}")
 
 def per_part_training(cfg:LDMTrainConfig, split:Sequence[int]) -> bool:
@@ -407,7 +410,8 @@ class JobConfig:
     """The main job's parameters: the papermill parameter cell of `05_train_ldm`, whose comments are the fields' docments
     (`specdm_train --help`). A parameter that sets a stage config's field is declared as that field (`stage_field`),
     with the stage config's default unless the job chooses its own; `stage1_config`, `stage2_config`, `vae_config`,
-    `unet_config` and `diffusion_config` build the stage configs from it. Every stage config's own checks run here."""
+    `unet_config` and `diffusion_config` build the stage configs from it. Every stage config's own checks run here,
+    except those that need the data (a spectral projection narrower than the bands); those run in `run_job`."""
     data_dir:str = "" # prepared dataset folder; "" builds the built-in scenes in run_dir/data
     task:Literal["seg", "change"] = "seg" # built-in scenes only: "seg" (land cover) or "change" (two dates + change mask)
     run_dir:str = "runs/specdm" # checkpoints, logs and figures (figures/*.png) go here
@@ -458,7 +462,10 @@ class JobConfig:
         check_fields(self) # each value read as its field's type ("[2]" -> (2,)); choices checked
         if self.snr_gamma < 0: raise ValueError(f"snr_gamma must be >= 0 (0: unweighted), got {self.snr_gamma}")
         if self.sample_eta < 0: raise ValueError(f"sample_eta must be >= 0 (DDIM's eta), got {self.sample_eta}")
-        stage1_config(self); stage2_config(self); diffusion_config(self); stage_config(self, AEConfig) # their checks, before any work
+        stage1_config(self); stage2_config(self); diffusion_config(self) # their checks, before any work
+        stage_config(self, VAEConfig, image=stage_config(self, AEConfig), in_bands=1, num_classes=2, spectral_proj=0) # the data's bands and classes: at run
+        if self.vae_spectral_proj < 0 or (self.vae_spectral_proj and self.vae_kind != "two_stream"): # (its width against the bands: at run)
+            raise ValueError(f"vae_spectral_proj must be 0 (off) or a positive width with vae_kind 'two_stream'; got {self.vae_spectral_proj} with vae_kind {self.vae_kind!r}")
         unet_config(self, 1) # a U-Net that cannot be built (channel_mult, attention) fails here too
     @classmethod
     def from_params(cls, params:dict) -> JobConfig:

@@ -84,7 +84,8 @@ class VAEConfig:
             attn_mid=False, dropout=self.image.dropout, norm_groups=self.image.norm_groups, downsample_pad=self.image.downsample_pad))
         if self.in_bands < 1 or self.num_classes < 2: raise ValueError(f"need in_bands >= 1 and num_classes >= 2, got {self.in_bands}, {self.num_classes}")
         if 0 <= self.ignore_index < self.num_classes: raise ValueError(f"ignore_index {self.ignore_index} is a class index (K={self.num_classes})")
-        if self.kl_weight < 0 or self.sad_weight < 0: raise ValueError("kl_weight and sad_weight must be >= 0")
+        for k in ("kl_weight", "sad_weight"):
+            if getattr(self, k) < 0: raise ValueError(f"VAEConfig.{k} must be >= 0, got {getattr(self, k)}")
         if not 0 <= self.spectral_proj < max(self.in_bands, 2) or (self.spectral_proj and self.kind != "two_stream"):
             raise ValueError(f"spectral_proj must be 0 (off) or 1..{self.in_bands - 1} (fewer channels than the {self.in_bands} bands), and only with "
                              f"kind='two_stream'; got {self.spectral_proj} with kind={self.kind!r}")

@@ -335,7 +335,7 @@ class UNetConfig:
         if not 0 <= self.dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         factors = [2 ** i for i in range(len(self.channel_mult))]
         if bad := [a for a in self.attention_resolutions if a not in factors]:
-            raise ValueError(f"attention_resolutions {bad} are not downsampling factors of this U-Net {factors}")
+            raise ValueError(f"attention_resolutions {bad} are not downsampling factors of this U-Net: {factors}, from its channel_mult {self.channel_mult}")
         for c in {self.model_channels * self.channel_mult[i] for i, f in enumerate(factors) if f in self.attention_resolutions} \
                  | {self.model_channels * self.channel_mult[-1]}:  # attention levels and the middle block
             self.heads(c)

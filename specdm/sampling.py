@@ -1032,7 +1032,7 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
                     *, sampler:SamplerName="ddim", steps:int=50, eta:float=0.0,
                     spacing:Spacing|None=None, # timestep grid; None: the sampler's default (recorded in the manifest)
                     seed:int=0, batch_size:int=16,
-                    layout:Layout="folder", # folder, segmunich (segmentation) or oscd (change; torchgeo's `OSCD` reads it for a 13-band model)
+                    layout:Layout="folder", # folder, segmunich (segmentation) or oscd (change; torchgeo's `OSCD` reads it for a 13-band model and an integer dtype)
                     dtype:str|None=None, # stored image dtype; default the source's (dataset.json), else float32
                     min_share:dict|Sequence[str]|None=None, # class-aware: {"water": 0.05, ...} (names or indices)
                     budget:int|None=None, # class-aware: max candidates in total (default 100 per pair)
@@ -1081,6 +1081,9 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     done = {int(k): v for k, v in (load_json(prog) if prog.is_file() else {}).items()}
     todo = [i for i in _shard(n, state.process_index, state.num_processes) if i not in done]
     bands, rad = m.data["bands"], source_radiometry(m); stats = Acceptance(rule, n, budget) if rule else None
+    if layout == "oscd" and state.is_main_process and todo and torchgeo_oscd_bands(bands) and np.dtype(dtype).kind not in "iu":
+        warnings.warn(f"{out}: 13 bands written as {dtype}: torchgeo's OSCD casts band values to integers, so no imgs_N_rect folders are written "
+                      "and torchgeo cannot read this set; write it with dtype='uint16' (--dtype uint16) to read it with torchgeo", stacklevel=2)
     if compile_pays(len(_shard(n, state.process_index, state.num_processes)), next(m.unet.parameters()).device, steps) if compile is None else compile:
         m = compiled_for_sampling(m)
     try:

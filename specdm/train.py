@@ -26,9 +26,9 @@ from .vae import AEConfig, Kind, Precision, VAEBase, VAEConfig, _choice, _write_
 __all__ = ['DIHEDRAL', 'PART_MODES', 'FIGURES', 'VAL_METRICS', 'TrainConfig', 'eager_model', 'TrainResult', 'train_vae',
            'plot_losses', 'encode_moments', 'part_times', 'LatentSet', 'first_batch_scale', 'LDMTrainConfig',
            'per_part_training', 'data_description', 'write_ldm_checkpoint', 'LDMResult', 'train_ldm', 'RandomCrop',
-           'JobConfig', 'vae_config', 'unet_config', 'diffusion_config', 'stage1_config', 'stage2_config', 'job_data',
-           'JobResult', 'run_job', 'figure_path', 'write_png', 'plot_training', 'plot_samples_beside_real',
-           'class_shares', 'plot_class_shares', 'job_figures', 'job_parser', 'specdm_train']
+           'JobConfig', 'vae_config', 'unet_config', 'diffusion_config', 'stage1_config', 'stage2_config',
+           'check_patch_size', 'job_data', 'JobResult', 'run_job', 'figure_path', 'write_png', 'plot_training',
+           'plot_samples_beside_real', 'class_shares', 'plot_class_shares', 'job_figures', 'job_parser', 'specdm_train']
 
 # %% ../nbs/05_train_ldm.ipynb #532b09f6
 @dataclass(frozen=True)
@@ -462,6 +462,12 @@ class JobConfig:
         check_fields(self) # each value read as its field's type ("[2]" -> (2,)); choices checked
         if self.snr_gamma < 0: raise ValueError(f"snr_gamma must be >= 0 (0: unweighted), got {self.snr_gamma}")
         if self.sample_eta < 0: raise ValueError(f"sample_eta must be >= 0 (DDIM's eta), got {self.sample_eta}")
+        for k in ("n_scenes", "scene_size", "patch_size", "sample_steps", "n_samples"):
+            if getattr(self, k) < 1: raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        if self.vae_crop < 0: raise ValueError(f"vae_crop must be >= 0 (0: whole patches), got {self.vae_crop}")
+        if not self.data_dir:
+            if self.patch_size > self.scene_size: raise ValueError(f"patch_size {self.patch_size} is larger than scene_size {self.scene_size}")
+            if not self.vae_checkpoint: check_patch_size(self, self.patch_size, "patch_size") # a prepared dataset's: in run_job
         stage1_config(self); stage2_config(self); diffusion_config(self) # their checks, before any work
         stage_config(self, VAEConfig, image=stage_config(self, AEConfig), in_bands=1, num_classes=2, spectral_proj=0) # the data's bands and classes: at run
         if self.vae_spectral_proj < 0 or (self.vae_spectral_proj and self.vae_kind != "two_stream"): # (its width against the bands: at run)
@@ -497,6 +503,16 @@ def stage1_config(cfg:JobConfig, device:str|None=None, # where stage 1 trains; N
 def stage2_config(cfg:JobConfig) -> LDMTrainConfig:
     "Stage-2 training settings from the job parameters (`snr_gamma` 0 is unweighted: the stage's None)."
     return stage_config(cfg, LDMTrainConfig)
+
+def check_patch_size(cfg:JobConfig, patch:int, # patch side in pixels
+                     what:str="patch_size", # what the side is, for the message
+                    ):
+    """ValueError unless `patch`-px patches give a latent the job's U-Net takes: the VAE divides the side by
+    f = 2 ** (len(vae_ch_mult) - 1) and the U-Net needs a latent side that divides by 2 ** (len(unet_channel_mult) - 1)."""
+    f, m = 2 ** (len(cfg.vae_ch_mult) - 1), 2 ** (len(cfg.unet_channel_mult) - 1)
+    if patch % (f * m):
+        raise ValueError(f"{what} {patch} gives a {patch / f:g}-px latent (f = {f}, vae_ch_mult {list(cfg.vae_ch_mult)}), but the U-Net "
+                         f"(unet_channel_mult {list(cfg.unet_channel_mult)}) needs a multiple of {m}: use patches whose side is a multiple of {f * m}, or fewer U-Net levels")
 
 
 # %% ../nbs/05_train_ldm.ipynb #08bdf856
@@ -535,6 +551,7 @@ def run_job(cfg:JobConfig) -> JobResult:
     run = Path(cfg.run_dir); ds = PreparedDataset(job_data(cfg))
     vae_ckpt = Path(cfg.vae_checkpoint) if cfg.vae_checkpoint else None
     if vae_ckpt is None:
+        check_patch_size(cfg, ds.meta["patch_size"], f"{ds.path}'s patch size") # before stage 1 trains, not at stage 2's first step
         Dset = ChangeDataset if ds.task == "change" else SegmentationDataset
         val = Dset(ds, "val") if ds.meta["splits"]["val"] else None
         seed_everything(cfg.seed)  # the VAE's initial weights follow from the seed too

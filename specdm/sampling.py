@@ -28,7 +28,7 @@ __all__ = ['Spacing', 'DEFAULT_SPACING', 'LEGACY_SPACING', 'SamplerName', 'Sampl
            'LatentDiffusion', 'load_ldm', 'Pairs', 'given_parts', 'needs_conditions', 'Conditions', 'load_conditions',
            'check_mode', 'mode_conditions', 'encode_given', 'GivenParts', 'generate', 'BudgetError', 'MinShare',
            'pair_allowance', 'Acceptance', 'draw', 'sample_pairs', 'compile_pays', 'compiled_for_sampling',
-           'torchgeo_oscd_bands', 'source_dtype', 'source_radiometry', 'stored_image', 'to_dtype', 'write_synthetic',
+           'torchgeo_oscd_readable', 'source_dtype', 'source_radiometry', 'stored_image', 'to_dtype', 'write_synthetic',
            'specdm_sample', 'show_pairs', 'class_spectra', 'plot_class_spectra']
 
 # %% ../nbs/06_sampling.ipynb #399026fb
@@ -916,11 +916,14 @@ def _band_file(city:str, band:str) -> str:
     "OSCD-style band file name: `<city>_B02.tif`, `<city>_B8A.tif`."
     return f"{city}_B{band[1:] if band.endswith('A') else f'{int(band[1:]):02d}'}.tif"
 
-def torchgeo_oscd_bands(bands:Sequence) -> bool:
-    "Whether a model of `bands` (names or band dicts) writes an OSCD-layout set torchgeo's `OSCD` reads: all 13 Sentinel-2 bands."
+def torchgeo_oscd_readable(bands:Sequence, # the model's bands (names or band dicts)
+                           dtype:str, # the stored image dtype
+                          ) -> bool:
+    """Whether an OSCD-layout set of these bands and dtype is one torchgeo's `OSCD` reads (it gets `imgs_N_rect/`): all 13
+    Sentinel-2 bands (torchgeo takes band files by position in its 13-band list) in an integer dtype (it casts values to integers)."""
     from specdm.data import S2_BANDS
     names = [b["name"] if isinstance(b, dict) else b for b in bands]
-    return len(names) == len(S2_BANDS) and set(names) == set(S2_BANDS)
+    return len(names) == len(S2_BANDS) and set(names) == set(S2_BANDS) and np.dtype(dtype).kind in "iu"
 
 def _sample_files(layout:Layout, task:str, i:int, bands:Sequence, dtype:str) -> dict[str, str]:
     "Relative paths of sample `i`'s files (OSCD: its two band folders, their `_rect` twins for 13 bands in an integer dtype, dates, change map and PNG)."
@@ -929,8 +932,7 @@ def _sample_files(layout:Layout, task:str, i:int, bands:Sequence, dtype:str) -> 
     if layout == "segmunich": return dict(img=f"train/img/{name}.tif", label=f"train/label/{name}.tif")
     if layout == "oscd":
         img, lab = f"{OSCD_IMAGES}/{name}", f"{OSCD_LABELS}/{name}/cm"
-        torchgeo = torchgeo_oscd_bands(bands) and np.dtype(dtype).kind in "iu" # torchgeo casts band values to integers: no float sets
-        rect = dict(img1_rect=f"{img}/imgs_1_rect", img2_rect=f"{img}/imgs_2_rect") if torchgeo else {}
+        rect = dict(img1_rect=f"{img}/imgs_1_rect", img2_rect=f"{img}/imgs_2_rect") if torchgeo_oscd_readable(bands, dtype) else {}
         return dict(img1=f"{img}/imgs_1", img2=f"{img}/imgs_2", **rect, dates=f"{img}/dates.txt", label=f"{lab}/{name}-cm.tif", label_png=f"{lab}/cm.png")
     if task == "change": return dict(img1=f"img1/{name}.tif", img2=f"img2/{name}.tif", mask=f"mask/{name}.tif")
     return dict(img=f"img/{name}.tif", mask=f"mask/{name}.tif")
@@ -1081,7 +1083,7 @@ def write_synthetic(checkpoint:str|Path, # latent-diffusion checkpoint
     done = {int(k): v for k, v in (load_json(prog) if prog.is_file() else {}).items()}
     todo = [i for i in _shard(n, state.process_index, state.num_processes) if i not in done]
     bands, rad = m.data["bands"], source_radiometry(m); stats = Acceptance(rule, n, budget) if rule else None
-    if layout == "oscd" and state.is_main_process and todo and torchgeo_oscd_bands(bands) and np.dtype(dtype).kind not in "iu":
+    if layout == "oscd" and state.is_main_process and todo and torchgeo_oscd_readable(bands, "uint16") and not torchgeo_oscd_readable(bands, dtype): # the bands qualify, the dtype does not
         warnings.warn(f"{out}: 13 bands written as {dtype}: torchgeo's OSCD casts band values to integers, so no imgs_N_rect folders are written "
                       "and torchgeo cannot read this set; write it with dtype='uint16' (--dtype uint16) to read it with torchgeo", stacklevel=2)
     if compile_pays(len(_shard(n, state.process_index, state.num_processes)), next(m.unet.parameters()).device, steps) if compile is None else compile:
